@@ -1,0 +1,36 @@
+"""Building the Faust app from :class:`~hermes_stream.settings.Settings`.
+
+Nothing happens at import: the app exists once :func:`create_app` is called,
+so tests can build one per test with their own broker and prefix.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from . import codec, ingest
+from hermes_stream.settings import Settings
+
+
+def create_app(settings: Settings, *, broker: str | None = None) -> faust.App:
+    """The worker's app; *broker* overrides the URL (``memory://`` in agent tests)."""
+    codec.register()
+    servers = broker or ";".join(f"kafka://{host}" for host in (settings.broker or "").split(","))
+    app = faust.App(
+        settings.app_id,
+        broker=servers,
+        store="memory://",
+        autodiscover=False,
+        web_enabled=False,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=10,
+        broker_heartbeat_interval=2,
+        producer_max_request_size=settings.max_record_bytes + 65_536,
+        consumer_max_fetch_size=max(4 * 1_048_576, 2 * settings.max_record_bytes),
+        table_standby_replicas=0,
+    )
+    ingest.register(app, settings)
+    return app

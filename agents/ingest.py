@@ -1,0 +1,108 @@
+"""Ingest: ``hermes.events`` → sessions table → DuckDB; bad input → ``hermes.dlq``.
+
+Run: ``hermes-stream worker`` (one or more, sharing the topic's partitions).
+
+Records are taken in batches; each batch is decoded and folded by
+:func:`hermes_stream.pipeline.process_records`, session states are written
+back to the table once per batch, and the rows are written to DuckDB before
+the batch's offsets are acknowledged, so Kafka only commits what is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from .codec import NAME as JSON
+from hermes_stream.pipeline import process_records
+from hermes_stream.records import Origin
+from hermes_stream.sessions import SessionStats
+from hermes_stream.settings import Settings
+from hermes_stream.store import SinkBatch, Store
+from hermes_stream.topics import Topics
+
+log = logging.getLogger(__name__)
+
+_MAX_BACKOFF = 5.0
+
+
+def register(app: faust.App, settings: Settings) -> None:
+    """Declare the ingest topics, the sessions table and the agent on *app*."""
+    topics = Topics(settings.topic_prefix)
+    source = app.topic(
+        topics.events, key_type=bytes, value_type=bytes, value_serializer="raw", partitions=settings.partitions
+    )
+    dlq = app.topic(topics.dlq, key_type=bytes, value_serializer=JSON, partitions=settings.partitions)
+    finished = app.topic(topics.sessions, key_type=bytes, value_serializer=JSON, partitions=settings.partitions)
+    table = app.Table(
+        "sessions",
+        schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer=JSON),
+        partitions=settings.partitions,
+        use_partitioner=True,  # a batch spans partitions: place each key by its own hash
+    )
+    store = Store(settings.db, settings.lock_timeout)
+
+    def lookup(session_id: str) -> SessionStats | None:
+        state = table.get(session_id.encode())
+        return SessionStats.from_dict(state) if state else None
+
+    async def ingest(stream: faust.Stream[bytes]) -> AsyncIterator[None]:
+        async for batch in stream.take_events(settings.sink_batch, within=settings.sink_interval):
+            records = [(e.message.value, _origin(e)) for e in batch]
+            result = process_records(records, lookup, settings.max_record_bytes)
+            for session_id, stats in result.sessions.items():
+                table[session_id.encode()] = stats.to_dict()
+            await write_before_ack(store, result.sink)
+            sent = [await dlq.send(value=letter.to_dict()) for letter in result.dead_letters]
+            sent += [await finished.send(key=s.session_id.encode(), value=s.row()) for s in result.finalised]
+            await asyncio.gather(*sent)
+            yield None
+
+    app.agent(source, name="ingest")(ingest)
+
+
+def _origin(event: EventT[Any]) -> Origin:
+    message = event.message
+    return Origin(message.topic, message.partition, message.offset)
+
+
+async def write_before_ack(store: Store, batch: SinkBatch) -> None:
+    """Write *batch* to DuckDB, retrying until it is durable.
+
+    Faust acknowledges a batch's records when this agent step returns, even
+    when it raises, so a failed write must never simply propagate: it is
+    retried, and a stop that arrives mid-write waits for the write to finish.
+    """
+    task = asyncio.ensure_future(_write_with_retry(store, batch))
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await _finish_or_exit(task, store.lock_timeout)
+        raise
+
+
+async def _write_with_retry(store: Store, batch: SinkBatch) -> None:
+    backoff = 0.1
+    while True:
+        try:
+            await asyncio.to_thread(store.write, batch)
+            return
+        except Exception as exc:  # any failure: the rows must land before the ack
+            log.error("DuckDB write failed (%s); retrying in %.1fs", exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(_MAX_BACKOFF, backoff * 2)
+
+
+async def _finish_or_exit(task: Awaitable[None], timeout: float) -> None:
+    try:
+        await asyncio.wait_for(task, timeout)
+    except (TimeoutError, asyncio.CancelledError):
+        # Exiting without a commit is safe: the records are read again.
+        log.critical("stopping with a DuckDB write unfinished; exiting so no offset is committed")
+        os._exit(70)

@@ -1,0 +1,21 @@
+"""hermes-stream: event-sourced telemetry for LLM agents.
+
+Producers ``emit()`` typed events through :class:`EventProducer` (asyncio) or
+:class:`SyncEventProducer` (threads); the worker turns them into DuckDB tables.
+"""
+
+from hermes_stream.events import make_event, validate_event
+from hermes_stream.exceptions import HermesStreamError, InvalidEvent
+from hermes_stream.producer import EventProducer
+from hermes_stream.settings import Settings
+from hermes_stream.sync_producer import SyncEventProducer
+
+__all__ = [
+    "EventProducer",
+    "HermesStreamError",
+    "InvalidEvent",
+    "Settings",
+    "SyncEventProducer",
+    "make_event",
+    "validate_event",
+]

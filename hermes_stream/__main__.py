@@ -1,0 +1,3 @@
+from hermes_stream.cli import main
+
+main()

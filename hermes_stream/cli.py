@@ -1,0 +1,177 @@
+"""The ``hermes-stream`` command line.
+
+Every command reads its configuration from ``HERMES_STREAM_*`` variables
+(see the README); options given on the command line win. The project's own
+errors end the command with one clear line on stderr and exit code 1;
+tracebacks are for bugs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from hermes_stream import codec
+from hermes_stream.broker import EmbeddedBroker, broker_for
+from hermes_stream.exceptions import HermesStreamError
+from hermes_stream.formats import FORMATS, Format, render
+from hermes_stream.settings import Settings
+from hermes_stream.store import query
+
+FORMAT_OPTION = click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
+)
+DB_OPTION = click.option(
+    "--db", type=click.Path(path_type=Path), default=None, help="DuckDB file [default: $HERMES_STREAM_DB or ./hermes.duckdb]."
+)
+
+
+def _settings() -> Settings:
+    settings: Settings = click.get_current_context().obj
+    return settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hermes-stream")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Event-sourced telemetry for LLM agents: Kafka in, Faust in the middle, DuckDB out.
+
+    Without HERMES_STREAM_BROKER, commands that need Kafka start an embedded
+    broker for as long as they run.
+    """
+    ctx.obj = Settings.from_env()
+
+
+@cli.command()
+@click.option("--port", type=int, default=9092, show_default=True, help="Port to listen on (loopback).")
+def broker(port: int) -> None:
+    """Run the embedded Kafka-compatible broker in the foreground (memory storage)."""
+    from hermes_stream.topics import Topics, ensure_topics_sync
+
+    settings = _settings()
+    with EmbeddedBroker(port) as embedded:
+        ensure_topics_sync(embedded.bootstrap, Topics(settings.topic_prefix).all(), settings.partitions)
+        click.echo(f"broker listening on {embedded.bootstrap} (memory storage); Ctrl-C to stop", err=True)
+        click.echo(f"  export HERMES_STREAM_BROKER={embedded.bootstrap}", err=True)
+        try:
+            embedded.wait()
+        except KeyboardInterrupt:
+            pass
+
+
+@cli.command()
+def worker() -> None:
+    """Run the stream worker: hermes.events → tables, DLQ and DuckDB, until Ctrl-C/SIGTERM."""
+    from hermes_stream.worker import run_worker
+
+    with broker_for(_settings()) as settings:
+        if not _settings().broker:
+            click.echo(f"no HERMES_STREAM_BROKER: embedded broker at {settings.broker}", err=True)
+        click.echo(f"worker writing to {settings.db}", err=True)
+        run_worker(settings)
+
+
+@cli.command()
+@click.argument("file", type=click.File("rb"), default="-")
+def emit(file: IO[bytes]) -> None:
+    """Publish JSONL events from FILE (or - for stdin) to hermes.events.
+
+    Invalid lines are reported on stderr with their line number and reason,
+    and the command exits 1; every valid line is still published.
+    """
+    from hermes_stream.publish import publish_lines
+
+    with broker_for(_settings()) as settings:
+        report = asyncio.run(publish_lines(settings, file, on_invalid=_report_invalid))
+    click.echo(
+        f"published {report.sent} events, {report.invalid} invalid lines, {report.spooled} spooled", err=True
+    )
+    if report.invalid:
+        sys.exit(1)
+
+
+def _report_invalid(line: int, reason: str) -> None:
+    click.echo(f"line {line}: {reason}", err=True)
+
+
+@cli.command()
+@click.option("--sessions", type=click.IntRange(min=0), default=100, show_default=True, help="Sessions to generate.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same events.")
+@click.option("--start", type=click.DateTime(), default=None, help="UTC start time [default: 2026-01-01T00:00:00].")
+def generate(sessions: int, seed: int, start: Any) -> None:
+    """Write a realistic, deterministic workload as JSONL to stdout."""
+    from hermes_stream.generator import DEFAULT_START, generate_events
+
+    begin = start.replace(tzinfo=dt.timezone.utc).timestamp() if start else DEFAULT_START
+    out = sys.stdout.buffer
+    for event in generate_events(sessions, seed, begin):
+        out.write(codec.dumps(event) + b"\n")
+    out.flush()
+
+
+@cli.command()
+@click.argument("statement")
+@FORMAT_OPTION
+@DB_OPTION
+def sql(statement: str, fmt: Format, db: Path | None) -> None:
+    """Run one SQL STATEMENT against the DuckDB file, read-only (safe while the worker runs)."""
+    settings = _settings()
+    columns, rows = query(db or settings.db, statement, settings.lock_timeout)
+    click.echo(render(columns, rows, fmt))
+
+
+@cli.command()
+@click.argument("name", type=click.Choice(["daily", "models", "summary"]))
+@FORMAT_OPTION
+@DB_OPTION
+def report(name: str, fmt: Format, db: Path | None) -> None:
+    """Print a canned report: daily (per UTC day), models (per provider/model), summary."""
+    from hermes_stream.reports import REPORTS
+
+    settings = _settings()
+    columns, rows = query(db or settings.db, REPORTS[name], settings.lock_timeout)
+    click.echo(render(columns, rows, fmt))
+
+
+@cli.command()
+@click.option("--sessions", type=click.IntRange(min=1), default=300, show_default=True, help="Sessions to simulate.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--db", type=click.Path(path_type=Path), default=Path("hermes-demo.duckdb"), show_default=True,
+    help="DuckDB file the demo creates afresh.",
+)
+def demo(sessions: int, seed: int, db: Path) -> None:
+    """Run everything once: broker, worker, a generated workload, then a report."""
+    from hermes_stream.demo import run_demo
+
+    run_demo(_settings().with_(db=db), sessions, seed)
+
+
+@cli.command()
+@click.option("--sessions", type=click.IntRange(min=1), default=5000, show_default=True, help="Sessions to push.")
+@click.option("--seed", type=int, default=11, show_default=True)
+def bench(sessions: int, seed: int) -> None:
+    """Measure validation cost and end-to-end throughput; the last line is JSON."""
+    from hermes_stream.bench import run_bench
+
+    figures = run_bench(_settings(), sessions, seed)
+    click.echo(codec.dumps(figures).decode())
+
+
+def main() -> None:
+    started = time.monotonic()
+    try:
+        cli.main(prog_name="hermes-stream")
+    except HermesStreamError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted after {time.monotonic() - started:.1f}s", err=True)
+        sys.exit(130)

@@ -1,0 +1,250 @@
+"""The event contract (schema version 1): models and a fast validator.
+
+Each event type is a :class:`EventModel`, a tuple of :class:`Field` s on top of
+the shared envelope. The JSON Schema files in ``schemas/`` describe the same
+contract for non-Python producers; ``tests/unit/test_schemas.py`` keeps the two
+in step.
+
+Events stay plain ``dict`` s end to end: validation checks them in place (a few
+microseconds each) and never copies them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Final, Literal, get_args
+
+from hermes_stream.exceptions import InvalidEvent
+
+EventType = Literal["api_call", "tool_result", "session_end", "skill_invoked"]
+EVENT_TYPES: Final[tuple[str, ...]] = get_args(EventType)
+SCHEMA_VERSION: Final = 1
+
+Event = dict[str, Any]
+
+#: Value kinds a field can have. ``id`` is a non-empty string of at most
+#: :data:`MAX_ID_LENGTH` characters; ``count`` and ``amount`` are non-negative
+#: and finite; ``timestamp`` is seconds since the epoch (UTC).
+Kind = Literal["id", "string", "count", "amount", "timestamp", "boolean", "object", "http_status"]
+
+MAX_ID_LENGTH: Final = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One field of an event: its name, kind, whether it is required, allowed values."""
+
+    name: str
+    kind: Kind
+    required: bool = False
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EventModel:
+    """The fields of one event type, envelope included."""
+
+    type: str
+    fields: tuple[Field, ...]
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.required)
+
+
+ENVELOPE: Final = (
+    Field("event_id", "id", required=True),
+    Field("type", "string", required=True, choices=EVENT_TYPES),
+    Field("schema_version", "count", required=True),
+    Field("ts", "timestamp", required=True),
+    Field("session_id", "id", required=True),
+    Field("source", "string", required=True),
+)
+
+_STATUS = ("ok", "error")
+
+MODELS: Final[dict[str, EventModel]] = {
+    model.type: model
+    for model in (
+        EventModel(
+            "api_call",
+            ENVELOPE
+            + (
+                Field("model", "string", required=True),
+                Field("provider", "string", required=True),
+                Field("input_tokens", "count", required=True),
+                Field("output_tokens", "count", required=True),
+                Field("cache_read_tokens", "count"),
+                Field("cache_write_tokens", "count"),
+                Field("reasoning_tokens", "count"),
+                Field("latency_ms", "amount"),
+                Field("status", "string", required=True, choices=_STATUS),
+                Field("http_status", "http_status"),
+                Field("error_type", "string"),
+                Field("error_message", "string"),
+                Field("cost_usd", "amount"),
+                Field("context_window", "count"),
+                Field("finish_reason", "string"),
+            ),
+        ),
+        EventModel(
+            "tool_result",
+            ENVELOPE
+            + (
+                Field("tool_name", "string", required=True),
+                Field("tool_call_id", "string"),
+                Field("status", "string", required=True, choices=_STATUS),
+                Field("duration_ms", "amount"),
+                Field("error_message", "string"),
+                Field("http_status", "http_status"),
+                Field("args", "object"),
+                Field("result", "string"),
+            ),
+        ),
+        EventModel(
+            "session_end",
+            ENVELOPE
+            + (
+                Field("end_reason", "string", required=True),
+                Field("model", "string"),
+                Field("provider", "string"),
+                Field("started_at", "timestamp"),
+                Field("completed", "boolean"),
+                Field("message_count", "count"),
+            ),
+        ),
+        EventModel(
+            "skill_invoked",
+            ENVELOPE
+            + (
+                Field("skill_name", "string", required=True),
+                Field("cron_id", "string"),
+                Field("skill_version", "string"),
+                Field("model", "string"),
+                Field("provider", "string"),
+                Field("duration_seconds", "amount"),
+                Field("input_tokens", "count"),
+                Field("output_tokens", "count"),
+                Field("cost_usd", "amount"),
+                Field("success", "boolean"),
+                Field("end_reason", "string"),
+                Field("quality_score", "amount"),
+            ),
+        ),
+    )
+}
+
+# The validator walks flat tuples rather than the dataclasses: it runs for
+# every event on the hot path.
+_CHECKS: Final[dict[str, tuple[tuple[str, str, bool, tuple[str, ...]], ...]]] = {
+    name: tuple((f.name, f.kind, f.required, f.choices) for f in model.fields)
+    for name, model in MODELS.items()
+}
+
+
+def validate_event(obj: object) -> Event:
+    """Return *obj* unchanged if it is a valid event, else raise :class:`InvalidEvent`.
+
+    The error names the first offending field and says what is wrong with it.
+    Unknown extra fields are allowed (newer producers may add some); optional
+    fields may be absent or ``null``.
+    """
+    if not isinstance(obj, dict):
+        raise InvalidEvent("event", f"must be a JSON object, got {_json_type(obj)}")
+    checks = _CHECKS.get(obj.get("type"))  # type: ignore[arg-type]
+    if checks is None:
+        if "type" not in obj:
+            raise InvalidEvent("type", "is required")
+        raise InvalidEvent(
+            "type", f"unknown event type {obj['type']!r}; expected one of {', '.join(EVENT_TYPES)}"
+        )
+    for name, kind, required, choices in checks:
+        value = obj.get(name)
+        if value is None:
+            if required:
+                raise InvalidEvent(name, "is required")
+            continue
+        problem = _check(kind, value)
+        if problem is None and required and value == "":
+            problem = "must not be empty"
+        if problem is None and choices and value not in choices:
+            problem = f"must be one of {', '.join(choices)}, got {value!r}"
+        if problem is not None:
+            raise InvalidEvent(name, problem)
+    if obj["schema_version"] != SCHEMA_VERSION:
+        raise InvalidEvent(
+            "schema_version", f"unsupported version {obj['schema_version']}; expected {SCHEMA_VERSION}"
+        )
+    return obj
+
+
+def _check(kind: str, value: object) -> str | None:
+    if kind == "string":
+        return None if type(value) is str else f"must be a string, got {_json_type(value)}"
+    if kind == "id":
+        if type(value) is not str:
+            return f"must be a string, got {_json_type(value)}"
+        if not value or len(value) > MAX_ID_LENGTH:
+            return f"must be a non-empty string of at most {MAX_ID_LENGTH} characters"
+        return None
+    if kind == "count" or kind == "http_status":
+        if type(value) is not int:
+            if type(value) is float and value.is_integer():
+                return None if value >= 0 else f"must not be negative, got {value!r}"
+            return f"must be an integer, got {_json_type(value)}"
+        if kind == "http_status" and not 100 <= value <= 599:
+            return f"must be an HTTP status between 100 and 599, got {value}"
+        return None if value >= 0 else f"must not be negative, got {value}"
+    if kind == "amount" or kind == "timestamp":
+        if type(value) is not int and type(value) is not float:
+            return f"must be a number, got {_json_type(value)}"
+        if not math.isfinite(value):
+            return f"must be a finite number, got {value!r}"
+        return None if value >= 0 else f"must not be negative, got {value!r}"
+    if kind == "boolean":
+        return None if type(value) is bool else f"must be true or false, got {_json_type(value)}"
+    if kind == "object":
+        return None if type(value) is dict else f"must be an object, got {_json_type(value)}"
+    raise AssertionError(f"unknown field kind {kind!r}")
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def new_event_id() -> str:
+    """Return a new UUIDv7 (time-ordered, so ids sort by creation time)."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 66 & 0xFFF) << 64
+    value |= 0b10 << 62 | rand & 0x3FFF_FFFF_FFFF_FFFF
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def make_event(type: EventType, session_id: str, *, source: str = "cli", **fields: Any) -> Event:
+    """Build an event with a fresh ``event_id`` and ``ts`` (not yet validated)."""
+    return {
+        "event_id": new_event_id(),
+        "type": type,
+        "schema_version": SCHEMA_VERSION,
+        "ts": time.time(),
+        "session_id": session_id,
+        "source": source,
+        **fields,
+    }

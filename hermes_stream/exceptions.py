@@ -1,0 +1,53 @@
+"""The exceptions hermes-stream raises.
+
+    HermesStreamError
+    ├── ConfigError          bad setting in the environment or on the command line
+    ├── InvalidEvent         an event that breaks the contract (field + reason)
+    ├── JSONError            bytes that are not JSON, or a value JSON cannot hold
+    ├── BrokerUnavailable    the Kafka broker cannot be reached or refused a send
+    ├── EmbeddedBrokerError  the embedded broker could not start
+    └── StoreError           the DuckDB store failed
+        └── StoreBusy        the DuckDB file stayed locked by another process
+
+Errors from aiokafka, duckdb and orjson are translated at the boundary with
+``raise … from exc`` so callers only ever catch these.
+"""
+
+from __future__ import annotations
+
+
+class HermesStreamError(Exception):
+    """Base class of every error hermes-stream raises on purpose."""
+
+
+class ConfigError(HermesStreamError):
+    """A setting is missing or malformed."""
+
+
+class InvalidEvent(HermesStreamError, ValueError):
+    """An event breaks the contract; ``field`` names where, ``reason`` says why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class JSONError(HermesStreamError, ValueError):
+    """Bytes that are not JSON, or a value that cannot be encoded as JSON."""
+
+
+class BrokerUnavailable(HermesStreamError):
+    """The Kafka broker cannot be reached, or it refused a send."""
+
+
+class EmbeddedBrokerError(HermesStreamError):
+    """The embedded broker could not be started."""
+
+
+class StoreError(HermesStreamError):
+    """The DuckDB store failed."""
+
+
+class StoreBusy(StoreError):
+    """The DuckDB file stayed locked by another process past the retry deadline."""

@@ -1,0 +1,47 @@
+"""Publishing a JSONL stream of events (``hermes-stream emit``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from hermes_stream import codec
+from hermes_stream.exceptions import InvalidEvent, JSONError
+from hermes_stream.producer import EventProducer, encode_event
+from hermes_stream.settings import Settings
+
+
+@dataclass
+class PublishReport:
+    """What a publish did: events delivered, lines rejected, events left in the spool."""
+
+    sent: int = 0
+    invalid: int = 0
+    spooled: int = 0
+
+
+async def publish_lines(
+    settings: Settings, lines: Iterable[bytes], on_invalid: Callable[[int, str], None]
+) -> PublishReport:
+    """Publish every valid line; call *on_invalid(line_number, reason)* for the others."""
+    report = PublishReport()
+    producer = EventProducer.from_settings(settings)
+    await producer.start()
+    try:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                session_id, data = encode_event(codec.loads(line), settings.max_record_bytes - 2)
+            except (JSONError, InvalidEvent) as exc:
+                report.invalid += 1
+                on_invalid(number, str(exc))
+                continue
+            producer.enqueue(session_id, data)
+            await producer.paced()
+        await producer.flush(timeout=30)
+    finally:
+        await producer.close()
+    report.sent = producer.stats.sent
+    report.spooled = producer.stats.emitted - producer.stats.sent
+    return report

@@ -1,0 +1,166 @@
+"""The DuckDB tables and views analysts query, in one place.
+
+Column names are a public contract (the README documents them). Timestamps
+are ``TIMESTAMP`` in UTC; the sink stages them as epoch seconds and converts
+them in SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Table:
+    """A sink table: its name, primary key and ``(column, SQL type)`` pairs."""
+
+    name: str
+    key: str
+    columns: tuple[tuple[str, str], ...]
+    #: On a key conflict: keep the stored row (immutable facts) or replace it.
+    replace: bool = False
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    def row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The row tuple for *values* (an event or a dict of columns), in column order."""
+        return tuple(map(values.get, self.names))
+
+    def ddl(self) -> str:
+        cols = ",\n  ".join(
+            f"{name} {sql}{' PRIMARY KEY' if name == self.key else ''}" for name, sql in self.columns
+        )
+        return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n)"
+
+    def staging_types(self) -> dict[str, str]:
+        """Column types of the staging table: timestamps arrive as epoch seconds."""
+        return {name: "DOUBLE" if sql == "TIMESTAMP" else sql for name, sql in self.columns}
+
+    def insert_from(self, staging: str) -> str:
+        select = ", ".join(
+            f"make_timestamp(CAST({name} * 1000000 AS BIGINT))" if sql == "TIMESTAMP" else name
+            for name, sql in self.columns
+        )
+        verb = "INSERT OR REPLACE INTO" if self.replace else "INSERT OR IGNORE INTO"
+        return f"{verb} {self.name} SELECT {select} FROM {staging}"
+
+
+API_CALLS = Table(
+    "api_calls",
+    "event_id",
+    (
+        ("event_id", "VARCHAR"),
+        ("session_id", "VARCHAR"),
+        ("ts", "TIMESTAMP"),
+        ("source", "VARCHAR"),
+        ("model", "VARCHAR"),
+        ("provider", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("input_tokens", "BIGINT"),
+        ("output_tokens", "BIGINT"),
+        ("cache_read_tokens", "BIGINT"),
+        ("cache_write_tokens", "BIGINT"),
+        ("reasoning_tokens", "BIGINT"),
+        ("latency_ms", "DOUBLE"),
+        ("http_status", "INTEGER"),
+        ("error_type", "VARCHAR"),
+        ("error_message", "VARCHAR"),
+        ("cost_usd", "DOUBLE"),
+        ("context_window", "BIGINT"),
+        ("finish_reason", "VARCHAR"),
+    ),
+)
+
+TOOL_RESULTS = Table(
+    "tool_results",
+    "event_id",
+    (
+        ("event_id", "VARCHAR"),
+        ("session_id", "VARCHAR"),
+        ("ts", "TIMESTAMP"),
+        ("source", "VARCHAR"),
+        ("tool_name", "VARCHAR"),
+        ("tool_call_id", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("duration_ms", "DOUBLE"),
+        ("http_status", "INTEGER"),
+        ("error_message", "VARCHAR"),
+    ),
+)
+
+SESSIONS = Table(
+    "sessions",
+    "session_id",
+    (
+        ("session_id", "VARCHAR"),
+        ("source", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("model", "VARCHAR"),
+        ("provider", "VARCHAR"),
+        ("started_at", "TIMESTAMP"),
+        ("last_event_at", "TIMESTAMP"),
+        ("ended_at", "TIMESTAMP"),
+        ("wall_time_seconds", "DOUBLE"),
+        ("end_reason", "VARCHAR"),
+        ("completed", "BOOLEAN"),
+        ("message_count", "BIGINT"),
+        ("events", "BIGINT"),
+        ("api_calls", "BIGINT"),
+        ("api_errors", "BIGINT"),
+        ("tool_calls", "BIGINT"),
+        ("tool_errors", "BIGINT"),
+        ("skill_invocations", "BIGINT"),
+        ("input_tokens", "BIGINT"),
+        ("output_tokens", "BIGINT"),
+        ("cache_read_tokens", "BIGINT"),
+        ("cache_write_tokens", "BIGINT"),
+        ("reasoning_tokens", "BIGINT"),
+        ("total_tokens", "BIGINT"),
+        ("cost_usd", "DOUBLE"),
+    ),
+    replace=True,
+)
+
+DEAD_LETTERS = Table(
+    "dead_letters",
+    "dlq_id",
+    (
+        ("dlq_id", "VARCHAR"),
+        ("ts", "TIMESTAMP"),
+        ("reason", "VARCHAR"),
+        ("payload", "VARCHAR"),
+        ("payload_bytes", "BIGINT"),
+        ("source_topic", "VARCHAR"),
+        ("source_partition", "INTEGER"),
+        ("source_offset", "BIGINT"),
+        ("event_index", "INTEGER"),
+    ),
+)
+
+TABLES = (API_CALLS, TOOL_RESULTS, SESSIONS, DEAD_LETTERS)
+
+VIEWS = {
+    "daily_stats": """
+        SELECT CAST(started_at AS DATE) AS date,
+               count(*) AS sessions,
+               sum(api_calls) AS api_calls,
+               sum(api_errors) AS api_errors,
+               sum(total_tokens) AS total_tokens,
+               sum(cost_usd) AS total_cost_usd,
+               sum(wall_time_seconds) AS total_wall_time_seconds,
+               sum(tool_calls) AS total_tool_calls,
+               sum(tool_errors) AS total_tool_errors,
+               avg(total_tokens) AS avg_tokens_per_session,
+               avg(cost_usd) AS avg_cost_per_session
+        FROM sessions
+        GROUP BY ALL
+    """,
+}
+
+
+def view_ddl() -> list[str]:
+    return [f"CREATE OR REPLACE VIEW {name} AS {sql.strip()}" for name, sql in VIEWS.items()]

@@ -1,0 +1,165 @@
+"""Per-session statistics, folded from events exactly once.
+
+Kafka delivers at least once: after a crash the worker sees records again.
+:class:`SessionStats` remembers the last record it applied (partition and
+offset; a session always lives on one partition) and the ids of its most
+recent events, so a replayed record or a re-sent event is not counted twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hermes_stream.events import Event
+
+#: How many recent event ids a session remembers to drop producer-side duplicates.
+RECENT_IDS = 256
+
+_TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+
+
+@dataclass(slots=True)
+class SessionStats:
+    """Counts and token sums of one session, and where its fold has got to."""
+
+    session_id: str
+    source: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    started_at: float | None = None
+    last_event_at: float | None = None
+    ended_at: float | None = None
+    end_reason: str | None = None
+    completed: bool | None = None
+    message_count: int | None = None
+    events: int = 0
+    api_calls: int = 0
+    api_errors: int = 0
+    tool_calls: int = 0
+    tool_errors: int = 0
+    skill_invocations: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    reported_cost_usd: float = 0.0
+    applied_partition: int = -1
+    applied_offset: int = -1
+    recent_ids: list[str] = field(default_factory=list)
+
+    @property
+    def ended(self) -> bool:
+        return self.ended_at is not None
+
+    @property
+    def total_tokens(self) -> int:
+        # input_tokens already includes cache reads and writes, and
+        # output_tokens includes reasoning: adding those again double-counts.
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def wall_time_seconds(self) -> float | None:
+        end = self.ended_at if self.ended_at is not None else self.last_event_at
+        if end is None or self.started_at is None:
+            return None
+        return max(0.0, end - self.started_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SessionStats:
+        return cls(**data)
+
+    def has_applied(self, partition: int, offset: int) -> bool:
+        """True if the record at (partition, offset) was already folded in."""
+        return partition == self.applied_partition and offset <= self.applied_offset
+
+    def apply_record(self, events: list[Event], partition: int, offset: int) -> bool:
+        """Fold this session's events from one record; False if it was applied before."""
+        if self.has_applied(partition, offset):
+            return False
+        recent = set(self.recent_ids)
+        for event in events:
+            event_id = event["event_id"]
+            if event_id in recent:
+                continue
+            recent.add(event_id)
+            self.recent_ids.append(event_id)
+            self.apply(event)
+        del self.recent_ids[:-RECENT_IDS]
+        self.applied_partition, self.applied_offset = partition, offset
+        return True
+
+    def apply(self, event: Event) -> None:
+        """Fold one event in (no duplicate check: see :meth:`apply_record`)."""
+        ts = event["ts"]
+        self.events += 1
+        self.source = self.source or event["source"]
+        self.started_at = ts if self.started_at is None else min(self.started_at, ts)
+        self.last_event_at = ts if self.last_event_at is None else max(self.last_event_at, ts)
+        kind = event["type"]
+        if kind == "api_call":
+            self._apply_api_call(event)
+        elif kind == "tool_result":
+            self.tool_calls += 1
+            self.tool_errors += event["status"] == "error"
+        elif kind == "session_end":
+            self._apply_session_end(event)
+        elif kind == "skill_invoked":
+            self.skill_invocations += 1
+
+    def _apply_api_call(self, event: Event) -> None:
+        self.api_calls += 1
+        self.api_errors += event["status"] == "error"
+        self.model, self.provider = event["model"], event["provider"]
+        for name in _TOKEN_FIELDS:
+            value = event.get(name)
+            if value:
+                setattr(self, name, getattr(self, name) + int(value))
+        cost = event.get("cost_usd")
+        if cost:
+            self.reported_cost_usd += cost
+
+    def _apply_session_end(self, event: Event) -> None:
+        self.ended_at = event["ts"]
+        self.end_reason = event["end_reason"]
+        self.completed = event.get("completed")
+        self.message_count = event.get("message_count")
+        self.model = event.get("model") or self.model
+        self.provider = event.get("provider") or self.provider
+        started = event.get("started_at")
+        if started is not None and (self.started_at is None or started < self.started_at):
+            self.started_at = started
+
+    def row(self) -> dict[str, Any]:
+        """The ``sessions`` row for this session."""
+        return {
+            "session_id": self.session_id,
+            "source": self.source,
+            "status": "ended" if self.ended else "active",
+            "model": self.model,
+            "provider": self.provider,
+            "started_at": self.started_at,
+            "last_event_at": self.last_event_at,
+            "ended_at": self.ended_at,
+            "wall_time_seconds": self.wall_time_seconds,
+            "end_reason": self.end_reason,
+            "completed": self.completed,
+            "message_count": self.message_count,
+            "events": self.events,
+            "api_calls": self.api_calls,
+            "api_errors": self.api_errors,
+            "tool_calls": self.tool_calls,
+            "tool_errors": self.tool_errors,
+            "skill_invocations": self.skill_invocations,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "total_tokens": self.total_tokens,
+            "cost_usd": self.reported_cost_usd or None,
+        }
