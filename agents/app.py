@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import faust
 
-from . import codec, ingest
 from hermes_stream.settings import Settings
 
+from . import codec, ingest
 
-def create_app(settings: Settings, *, broker: str | None = None) -> faust.App:
-    """The worker's app; *broker* overrides the URL (``memory://`` in agent tests)."""
+
+def create_app(settings: Settings) -> faust.App:
+    """The worker's app, with every agent registered."""
     codec.register()
-    servers = broker or ";".join(f"kafka://{host}" for host in (settings.broker or "").split(","))
+    servers = ";".join(f"kafka://{host}" for host in (settings.broker or "").split(","))
     app = faust.App(
         settings.app_id,
         broker=servers,

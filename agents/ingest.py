@@ -14,12 +14,13 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import faust
-from faust.types import EventT
+from faust.types import EventT, StreamT
 
-from .codec import NAME as JSON
+from hermes_stream import codec
 from hermes_stream.pipeline import process_records
 from hermes_stream.records import Origin
 from hermes_stream.sessions import SessionStats
@@ -27,22 +28,43 @@ from hermes_stream.settings import Settings
 from hermes_stream.store import SinkBatch, Store
 from hermes_stream.topics import Topics
 
+from .codec import NAME as JSON
+
 log = logging.getLogger(__name__)
 
 _MAX_BACKOFF = 5.0
 
 
-def register(app: faust.App, settings: Settings) -> None:
+@dataclass(frozen=True)
+class Outputs:
+    """Where the agent publishes: topics in production, channels in agent tests."""
+
+    dlq: faust.types.ChannelT[Any]
+    sessions: faust.types.ChannelT[Any]
+
+
+def register(app: faust.App, settings: Settings, outputs: Outputs | None = None) -> None:
     """Declare the ingest topics, the sessions table and the agent on *app*."""
     topics = Topics(settings.topic_prefix)
     source = app.topic(
-        topics.events, key_type=bytes, value_type=bytes, value_serializer="raw", partitions=settings.partitions
+        topics.events,
+        key_type=bytes,
+        value_type=bytes,
+        value_serializer="raw",
+        partitions=settings.partitions,
     )
-    dlq = app.topic(topics.dlq, key_type=bytes, value_serializer=JSON, partitions=settings.partitions)
-    finished = app.topic(topics.sessions, key_type=bytes, value_serializer=JSON, partitions=settings.partitions)
+    if outputs is None:
+        outputs = Outputs(
+            dlq=app.topic(topics.dlq, key_type=bytes, value_serializer=JSON, partitions=settings.partitions),
+            sessions=app.topic(
+                topics.sessions, key_type=bytes, value_serializer=JSON, partitions=settings.partitions
+            ),
+        )
+    dlq, finished = outputs.dlq, outputs.sessions
     table = app.Table(
         "sessions",
-        schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer=JSON),
+        key_type=bytes,
+        value_type=bytes,  # SessionStats as JSON from hermes_stream.codec
         partitions=settings.partitions,
         use_partitioner=True,  # a batch spans partitions: place each key by its own hash
     )
@@ -50,17 +72,27 @@ def register(app: faust.App, settings: Settings) -> None:
 
     def lookup(session_id: str) -> SessionStats | None:
         state = table.get(session_id.encode())
-        return SessionStats.from_dict(state) if state else None
+        return SessionStats.from_dict(codec.loads(state)) if state else None
 
-    async def ingest(stream: faust.Stream[bytes]) -> AsyncIterator[None]:
+    async def ingest(events: StreamT[bytes]) -> AsyncIterator[None]:
+        stream = cast(faust.Stream[bytes], events)  # take_events is on Stream, not StreamT
+        # A flush is due every sink_interval; sink_batch is a ceiling that a
+        # worker at ~10k records/s does not reach (Faust's take has stalled
+        # here on a full buffer after a restart, so it is kept out of the way).
         async for batch in stream.take_events(settings.sink_batch, within=settings.sink_interval):
             records = [(e.message.value, _origin(e)) for e in batch]
             result = process_records(records, lookup, settings.max_record_bytes)
             for session_id, stats in result.sessions.items():
-                table[session_id.encode()] = stats.to_dict()
+                table[session_id.encode()] = codec.dumps(stats.to_dict())
             await write_before_ack(store, result.sink)
-            sent = [await dlq.send(value=letter.to_dict()) for letter in result.dead_letters]
-            sent += [await finished.send(key=s.session_id.encode(), value=s.row()) for s in result.finalised]
+            # force=True sends now; without it Faust attaches the message to
+            # the current offset and delivers it only at the next commit,
+            # which would wait for this very batch to be acknowledged.
+            sent = [await dlq.send(value=letter.to_dict(), force=True) for letter in result.dead_letters]
+            sent += [
+                await finished.send(key=s.session_id.encode(), value=s.row(), force=True)
+                for s in result.finalised
+            ]
             await asyncio.gather(*sent)
             yield None
 

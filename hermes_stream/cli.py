@@ -28,7 +28,10 @@ FORMAT_OPTION = click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
 )
 DB_OPTION = click.option(
-    "--db", type=click.Path(path_type=Path), default=None, help="DuckDB file [default: $HERMES_STREAM_DB or ./hermes.duckdb]."
+    "--db",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="DuckDB file [default: $HERMES_STREAM_DB or ./hermes.duckdb].",
 )
 
 
@@ -64,6 +67,23 @@ def broker(port: int) -> None:
             embedded.wait()
         except KeyboardInterrupt:
             pass
+
+
+@cli.group()
+def topics() -> None:
+    """Inspect or create hermes-stream's topics."""
+
+
+@topics.command("create")
+def topics_create() -> None:
+    """Create the topics that are missing (idempotent), with HERMES_STREAM_PARTITIONS partitions."""
+    from hermes_stream.topics import Topics, ensure_topics_sync
+
+    with broker_for(_settings()) as settings:
+        names = Topics(settings.topic_prefix).all()
+        ensure_topics_sync(settings.broker or "", names, settings.partitions)
+    for name in names:
+        click.echo(name)
 
 
 @cli.command()
@@ -102,14 +122,18 @@ def _report_invalid(line: int, reason: str) -> None:
 
 
 @cli.command()
-@click.option("--sessions", type=click.IntRange(min=0), default=100, show_default=True, help="Sessions to generate.")
+@click.option(
+    "--sessions", type=click.IntRange(min=0), default=100, show_default=True, help="Sessions to generate."
+)
 @click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same events.")
-@click.option("--start", type=click.DateTime(), default=None, help="UTC start time [default: 2026-01-01T00:00:00].")
+@click.option(
+    "--start", type=click.DateTime(), default=None, help="UTC start time [default: 2026-01-01T00:00:00]."
+)
 def generate(sessions: int, seed: int, start: Any) -> None:
     """Write a realistic, deterministic workload as JSONL to stdout."""
     from hermes_stream.generator import DEFAULT_START, generate_events
 
-    begin = start.replace(tzinfo=dt.timezone.utc).timestamp() if start else DEFAULT_START
+    begin = start.replace(tzinfo=dt.UTC).timestamp() if start else DEFAULT_START
     out = sys.stdout.buffer
     for event in generate_events(sessions, seed, begin):
         out.write(codec.dumps(event) + b"\n")
@@ -141,10 +165,15 @@ def report(name: str, fmt: Format, db: Path | None) -> None:
 
 
 @cli.command()
-@click.option("--sessions", type=click.IntRange(min=1), default=300, show_default=True, help="Sessions to simulate.")
+@click.option(
+    "--sessions", type=click.IntRange(min=1), default=300, show_default=True, help="Sessions to simulate."
+)
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option(
-    "--db", type=click.Path(path_type=Path), default=Path("hermes-demo.duckdb"), show_default=True,
+    "--db",
+    type=click.Path(path_type=Path),
+    default=Path("hermes-demo.duckdb"),
+    show_default=True,
     help="DuckDB file the demo creates afresh.",
 )
 def demo(sessions: int, seed: int, db: Path) -> None:
@@ -155,7 +184,9 @@ def demo(sessions: int, seed: int, db: Path) -> None:
 
 
 @cli.command()
-@click.option("--sessions", type=click.IntRange(min=1), default=5000, show_default=True, help="Sessions to push.")
+@click.option(
+    "--sessions", type=click.IntRange(min=1), default=5000, show_default=True, help="Sessions to push."
+)
 @click.option("--seed", type=int, default=11, show_default=True)
 def bench(sessions: int, seed: int) -> None:
     """Measure validation cost and end-to-end throughput; the last line is JSON."""

@@ -40,7 +40,7 @@ def run_demo(settings: Settings, sessions: int, seed: int) -> None:
             _say("")
             _report(live)
             _say("stopping …")
-    _say(f"done. Query it: hermes-stream sql --db {settings.db} \"SELECT * FROM sessions LIMIT 5\"")
+    _say(f'done. Query it: hermes-stream sql --db {settings.db} "SELECT * FROM sessions LIMIT 5"')
 
 
 async def _publish(settings: Settings, events: list[Event]) -> None:

@@ -154,7 +154,8 @@ def validate_event(obj: object) -> Event:
     """
     if not isinstance(obj, dict):
         raise InvalidEvent("event", f"must be a JSON object, got {_json_type(obj)}")
-    checks = _CHECKS.get(obj.get("type"))  # type: ignore[arg-type]
+    type_ = obj.get("type")
+    checks = _CHECKS.get(type_) if type(type_) is str else None  # a list or dict is unhashable
     if checks is None:
         if "type" not in obj:
             raise InvalidEvent("type", "is required")
@@ -191,13 +192,12 @@ def _check(kind: str, value: object) -> str | None:
             return f"must be a non-empty string of at most {MAX_ID_LENGTH} characters"
         return None
     if kind == "count" or kind == "http_status":
-        if type(value) is not int:
-            if type(value) is float and value.is_integer():
-                return None if value >= 0 else f"must not be negative, got {value!r}"
+        # JSON Schema counts 3.0 as an integer; so do we, range checks included.
+        if type(value) is not int and not (type(value) is float and value.is_integer()):
             return f"must be an integer, got {_json_type(value)}"
         if kind == "http_status" and not 100 <= value <= 599:
-            return f"must be an HTTP status between 100 and 599, got {value}"
-        return None if value >= 0 else f"must not be negative, got {value}"
+            return f"must be an HTTP status between 100 and 599, got {value!r}"
+        return None if value >= 0 else f"must not be negative, got {value!r}"
     if kind == "amount" or kind == "timestamp":
         if type(value) is not int and type(value) is not float:
             return f"must be a number, got {_json_type(value)}"

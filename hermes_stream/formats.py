@@ -19,7 +19,7 @@ FORMATS: tuple[Format, ...] = ("table", "json", "csv")
 
 def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: Format) -> str:
     if fmt == "json":
-        return codec.dumps([dict(zip(columns, map(_plain, row))) for row in rows]).decode()
+        return codec.dumps([dict(zip(columns, map(_plain, row), strict=False)) for row in rows]).decode()
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

@@ -20,10 +20,11 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import accumulate
-from typing import Any, Final, Iterator
+from typing import Any, Final
 
 from hermes_stream.events import SCHEMA_VERSION, Event
 
@@ -76,11 +77,25 @@ LLM_MODELS: Final = (
     ModelSpec("gemini-2.5-pro", "google", 1_048_576, 8, "implicit", True, 90, 2500),
     ModelSpec("gemini-2.5-flash", "google", 1_048_576, 7, "implicit", True, 200, 700),
     ModelSpec(
-        "meta-llama/llama-3.3-70b-instruct", "openrouter", 131_072, 5, "", False, 80, 600,
+        "meta-llama/llama-3.3-70b-instruct",
+        "openrouter",
+        131_072,
+        5,
+        "",
+        False,
+        80,
+        600,
         usd_per_mtok=(0.13, 0.39),
     ),
     ModelSpec(
-        "deepseek/deepseek-chat-v3.1", "openrouter", 163_840, 3, "", False, 45, 1100,
+        "deepseek/deepseek-chat-v3.1",
+        "openrouter",
+        163_840,
+        3,
+        "",
+        False,
+        45,
+        1100,
         usd_per_mtok=(0.27, 1.0),
     ),
     ModelSpec("qwen2.5-coder:32b", "ollama", 32_768, 4, "", False, 22, 400, prefill_per_s=900),
@@ -105,32 +120,63 @@ _SLOW = (1e3, 30e3)
 
 API_ERRORS: Final[dict[str, tuple[ApiError, ...]]] = {
     "openai": (
-        ApiError(10, 429, "rate_limit_exceeded", "Rate limit reached for {model} in organization "
-                 "org-{org} on tokens per min (TPM): Limit {limit}, Used {used}, Requested "
-                 "{requested}. Please try again in {retry_s}s. Visit "
-                 "https://platform.openai.com/account/rate-limits to learn more."),
-        ApiError(1, 429, "insufficient_quota", "You exceeded your current quota, please check "
-                 "your plan and billing details. For more information on this error, read the "
-                 "docs: https://platform.openai.com/docs/guides/error-codes/api-errors.", True),
-        ApiError(3, 500, "server_error", "The server had an error while processing your "
-                 "request. Sorry about that!", latency_ms=_SLOW),
+        ApiError(
+            10,
+            429,
+            "rate_limit_exceeded",
+            "Rate limit reached for {model} in organization "
+            "org-{org} on tokens per min (TPM): Limit {limit}, Used {used}, Requested "
+            "{requested}. Please try again in {retry_s}s. Visit "
+            "https://platform.openai.com/account/rate-limits to learn more.",
+        ),
+        ApiError(
+            1,
+            429,
+            "insufficient_quota",
+            "You exceeded your current quota, please check "
+            "your plan and billing details. For more information on this error, read the "
+            "docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+            True,
+        ),
+        ApiError(
+            3,
+            500,
+            "server_error",
+            "The server had an error while processing your request. Sorry about that!",
+            latency_ms=_SLOW,
+        ),
         ApiError(2, 502, "server_error", "Bad gateway.", latency_ms=_SLOW),
         ApiError(2, 503, "server_error", "The server is overloaded or not ready yet."),
         _TIMEOUT,
         _CONNECTION,
-        ApiError(0.5, 401, "invalid_api_key", "Incorrect API key provided: sk-proj-****{key}. "
-                 "You can find your API key at https://platform.openai.com/account/api-keys.",
-                 True),
-        ApiError(0.5, 404, "model_not_found", "The model `{model}` does not exist or you do not "
-                 "have access to it.", True),
+        ApiError(
+            0.5,
+            401,
+            "invalid_api_key",
+            "Incorrect API key provided: sk-proj-****{key}. "
+            "You can find your API key at https://platform.openai.com/account/api-keys.",
+            True,
+        ),
+        ApiError(
+            0.5,
+            404,
+            "model_not_found",
+            "The model `{model}` does not exist or you do not have access to it.",
+            True,
+        ),
     ),
     "anthropic": (
         ApiError(8, 529, "overloaded_error", "Overloaded"),
-        ApiError(5, 429, "rate_limit_error", "This request would exceed the rate limit for your "
-                 "organization ({org_uuid}) of {limit} input tokens per minute. For details, "
-                 "refer to: https://docs.claude.com/en/api/rate-limits. You can see the response "
-                 "headers for current usage. Please reduce the prompt length or the maximum "
-                 "tokens requested, or try again later."),
+        ApiError(
+            5,
+            429,
+            "rate_limit_error",
+            "This request would exceed the rate limit for your "
+            "organization ({org_uuid}) of {limit} input tokens per minute. For details, "
+            "refer to: https://docs.claude.com/en/api/rate-limits. You can see the response "
+            "headers for current usage. Please reduce the prompt length or the maximum "
+            "tokens requested, or try again later.",
+        ),
         ApiError(2, 500, "api_error", "Internal server error", latency_ms=_SLOW),
         _TIMEOUT,
         _CONNECTION,
@@ -138,49 +184,88 @@ API_ERRORS: Final[dict[str, tuple[ApiError, ...]]] = {
         ApiError(0.3, 404, "not_found_error", "model: {model}", True),
     ),
     "google": (
-        ApiError(6, 429, "RESOURCE_EXHAUSTED", "You exceeded your current quota, please check "
-                 "your plan and billing details. For more information on this error, head to: "
-                 "https://ai.google.dev/gemini-api/docs/rate-limits."),
+        ApiError(
+            6,
+            429,
+            "RESOURCE_EXHAUSTED",
+            "You exceeded your current quota, please check "
+            "your plan and billing details. For more information on this error, head to: "
+            "https://ai.google.dev/gemini-api/docs/rate-limits.",
+        ),
         ApiError(6, 503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
-        ApiError(2, 500, "INTERNAL", "An internal error has occurred. Please retry or report in "
-                 "https://developers.generativeai.google/guide/troubleshooting", latency_ms=_SLOW),
+        ApiError(
+            2,
+            500,
+            "INTERNAL",
+            "An internal error has occurred. Please retry or report in "
+            "https://developers.generativeai.google/guide/troubleshooting",
+            latency_ms=_SLOW,
+        ),
         _TIMEOUT,
-        ApiError(0.5, 400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
-                 True),
+        ApiError(0.5, 400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", True),
     ),
     "openrouter": (
-        ApiError(5, 429, "rate_limit_exceeded", "{model} is temporarily rate-limited upstream. "
-                 "Please retry shortly, or add your own key to accumulate your rate limits: "
-                 "https://openrouter.ai/settings/integrations"),
+        ApiError(
+            5,
+            429,
+            "rate_limit_exceeded",
+            "{model} is temporarily rate-limited upstream. "
+            "Please retry shortly, or add your own key to accumulate your rate limits: "
+            "https://openrouter.ai/settings/integrations",
+        ),
         ApiError(4, 502, "provider_error", "Provider returned error", latency_ms=_SLOW),
-        ApiError(1, 402, "insufficient_credits", "Insufficient credits. Add more using "
-                 "https://openrouter.ai/settings/credits", True),
+        ApiError(
+            1,
+            402,
+            "insufficient_credits",
+            "Insufficient credits. Add more using https://openrouter.ai/settings/credits",
+            True,
+        ),
         ApiError(0.5, 404, "model_not_found", "No endpoints found for {model}.", True),
         _TIMEOUT,
         _CONNECTION,
     ),
     "ollama": (
         ApiError(4, None, "APIConnectionError", "Connection error.", latency_ms=(1, 20)),
-        ApiError(1, 500, "server_error", "model requires more system memory (21.4 GiB) than is "
-                 "available (15.2 GiB)", True),
-        ApiError(1, 404, "model_not_found", 'model "{model}" not found, try pulling it first',
-                 True),
+        ApiError(
+            1,
+            500,
+            "server_error",
+            "model requires more system memory (21.4 GiB) than is available (15.2 GiB)",
+            True,
+        ),
+        ApiError(1, 404, "model_not_found", 'model "{model}" not found, try pulling it first', True),
         _TIMEOUT,
     ),
 }
 
 # What a provider answers when the prompt no longer fits; Ollama truncates silently.
 CONTEXT_ERRORS: Final[dict[str, ApiError]] = {
-    "anthropic": ApiError(1, 400, "invalid_request_error",
-                          "prompt is too long: {tokens} tokens > {window} maximum"),
-    "openai": ApiError(1, 400, "context_length_exceeded", "This model's maximum context length "
-                       "is {window} tokens. However, your messages resulted in {tokens} tokens. "
-                       "Please reduce the length of the messages."),
-    "google": ApiError(1, 400, "INVALID_ARGUMENT", "The input token count ({tokens}) exceeds the "
-                       "maximum number of tokens allowed ({window})."),
-    "openrouter": ApiError(1, 400, "context_length_exceeded", "This endpoint's maximum context "
-                           "length is {window} tokens. However, you requested about {tokens} "
-                           "tokens. Please reduce the length of the messages."),
+    "anthropic": ApiError(
+        1, 400, "invalid_request_error", "prompt is too long: {tokens} tokens > {window} maximum"
+    ),
+    "openai": ApiError(
+        1,
+        400,
+        "context_length_exceeded",
+        "This model's maximum context length "
+        "is {window} tokens. However, your messages resulted in {tokens} tokens. "
+        "Please reduce the length of the messages.",
+    ),
+    "google": ApiError(
+        1,
+        400,
+        "INVALID_ARGUMENT",
+        "The input token count ({tokens}) exceeds the maximum number of tokens allowed ({window}).",
+    ),
+    "openrouter": ApiError(
+        1,
+        400,
+        "context_length_exceeded",
+        "This endpoint's maximum context "
+        "length is {window} tokens. However, you requested about {tokens} "
+        "tokens. Please reduce the length of the messages.",
+    ),
 }
 
 
@@ -208,67 +293,139 @@ class ToolSpec:
 _DB_LOCKED = ToolError("sqlite3.OperationalError: database is locked")
 
 TOOLS: Final[dict[str, ToolSpec]] = {
-    "terminal": ToolSpec(1200, 1.3, 600, 0.08, (
-        ToolError("Command timed out after 180s", None, 180_000),
-        ToolError('Command failed with exit code 1: npm ERR! Missing script: "lint"'),
-        ToolError("Command failed with exit code 127: bash: line 1: rg: command not found"),
-        ToolError("Command failed with exit code 2: make: *** [Makefile:23: test] Error 1"),
-    ), heavy=True),
-    "execute_code": ToolSpec(2500, 1.0, 400, 0.10, (
-        ToolError("ModuleNotFoundError: No module named 'polars'"),
-        ToolError("Execution timed out after 300s", None, 300_000),
-        ToolError("KeyError: 'created_at'"),
-    ), heavy=True),
-    "write_file": ToolSpec(12, 0.6, 40, 0.02, (
-        ToolError("PermissionError: [Errno 13] Permission denied: '/usr/local/etc/app.yaml'"),
-        ToolError("OSError: [Errno 28] No space left on device"),
-    )),
-    "read_file": ToolSpec(8, 0.7, 1800, 0.06, (
-        ToolError("FileNotFoundError: [Errno 2] No such file or directory: '{path}'"),
-        ToolError("IsADirectoryError: [Errno 21] Is a directory: 'src'"),
-        ToolError("UnicodeDecodeError: 'utf-8' codec can't decode byte 0x89 in position 0: "
-                  "invalid start byte"),
-    ), heavy=True),
-    "patch": ToolSpec(25, 0.6, 120, 0.09, (
-        ToolError("patch failed: hunk #1 did not apply"),
-        ToolError("old_string not found in {path}"),
-    )),
-    "search_files": ToolSpec(250, 0.9, 700, 0.03, (
-        ToolError("rg: regex parse error: unclosed group"),
-        ToolError("Search timed out after 60s", None, 60_000),
-    )),
+    "terminal": ToolSpec(
+        1200,
+        1.3,
+        600,
+        0.08,
+        (
+            ToolError("Command timed out after 180s", None, 180_000),
+            ToolError('Command failed with exit code 1: npm ERR! Missing script: "lint"'),
+            ToolError("Command failed with exit code 127: bash: line 1: rg: command not found"),
+            ToolError("Command failed with exit code 2: make: *** [Makefile:23: test] Error 1"),
+        ),
+        heavy=True,
+    ),
+    "execute_code": ToolSpec(
+        2500,
+        1.0,
+        400,
+        0.10,
+        (
+            ToolError("ModuleNotFoundError: No module named 'polars'"),
+            ToolError("Execution timed out after 300s", None, 300_000),
+            ToolError("KeyError: 'created_at'"),
+        ),
+        heavy=True,
+    ),
+    "write_file": ToolSpec(
+        12,
+        0.6,
+        40,
+        0.02,
+        (
+            ToolError("PermissionError: [Errno 13] Permission denied: '/usr/local/etc/app.yaml'"),
+            ToolError("OSError: [Errno 28] No space left on device"),
+        ),
+    ),
+    "read_file": ToolSpec(
+        8,
+        0.7,
+        1800,
+        0.06,
+        (
+            ToolError("FileNotFoundError: [Errno 2] No such file or directory: '{path}'"),
+            ToolError("IsADirectoryError: [Errno 21] Is a directory: 'src'"),
+            ToolError(
+                "UnicodeDecodeError: 'utf-8' codec can't decode byte 0x89 in position 0: invalid start byte"
+            ),
+        ),
+        heavy=True,
+    ),
+    "patch": ToolSpec(
+        25,
+        0.6,
+        120,
+        0.09,
+        (
+            ToolError("patch failed: hunk #1 did not apply"),
+            ToolError("old_string not found in {path}"),
+        ),
+    ),
+    "search_files": ToolSpec(
+        250,
+        0.9,
+        700,
+        0.03,
+        (
+            ToolError("rg: regex parse error: unclosed group"),
+            ToolError("Search timed out after 60s", None, 60_000),
+        ),
+    ),
     "todo": ToolSpec(3, 0.4, 80, 0.0, ()),
-    "web_search": ToolSpec(1300, 0.5, 1200, 0.04, (
-        ToolError("HTTP 429 from search API: rate limit exceeded", 429),
-        ToolError("HTTP 502 from search API: Bad Gateway", 502),
-    )),
-    "web_extract": ToolSpec(3500, 0.7, 4000, 0.12, (
-        ToolError("HTTP 403 fetching {url}", 403),
-        ToolError("HTTP 404 fetching {url}", 404),
-        ToolError("Timed out fetching {url} after 30s", None, 30_000),
-    ), heavy=True),
-    "browser_navigate": ToolSpec(4200, 0.6, 2500, 0.08, (
-        ToolError("net::ERR_NAME_NOT_RESOLVED at {url}"),
-        ToolError("Navigation timeout of 30000 ms exceeded", None, 30_000),
-        ToolError("HTTP 403 fetching {url} (bot challenge)", 403),
-    ), heavy=True),
+    "web_search": ToolSpec(
+        1300,
+        0.5,
+        1200,
+        0.04,
+        (
+            ToolError("HTTP 429 from search API: rate limit exceeded", 429),
+            ToolError("HTTP 502 from search API: Bad Gateway", 502),
+        ),
+    ),
+    "web_extract": ToolSpec(
+        3500,
+        0.7,
+        4000,
+        0.12,
+        (
+            ToolError("HTTP 403 fetching {url}", 403),
+            ToolError("HTTP 404 fetching {url}", 404),
+            ToolError("Timed out fetching {url} after 30s", None, 30_000),
+        ),
+        heavy=True,
+    ),
+    "browser_navigate": ToolSpec(
+        4200,
+        0.6,
+        2500,
+        0.08,
+        (
+            ToolError("net::ERR_NAME_NOT_RESOLVED at {url}"),
+            ToolError("Navigation timeout of 30000 ms exceeded", None, 30_000),
+            ToolError("HTTP 403 fetching {url} (bot challenge)", 403),
+        ),
+        heavy=True,
+    ),
     "session_search": ToolSpec(120, 0.6, 900, 0.02, (_DB_LOCKED,)),
     "fact_store": ToolSpec(35, 0.5, 150, 0.02, (_DB_LOCKED,)),
-    "memory": ToolSpec(20, 0.5, 100, 0.01, (
-        ToolError("Memory is full (2200/2200 chars): replace or remove an entry first"),
-    )),
-    "vision_analyze": ToolSpec(5000, 0.5, 500, 0.03, (
-        ToolError("HTTP 415 fetching {url}: unsupported image type", 415),
-    )),
-    "cronjob": ToolSpec(60, 0.5, 150, 0.05, (
-        ToolError("Invalid cron expression '0 25 * * *': hour must be in 0-23"),
-        ToolError("No cron job with id '{hex}'"),
-    )),
+    "memory": ToolSpec(
+        20, 0.5, 100, 0.01, (ToolError("Memory is full (2200/2200 chars): replace or remove an entry first"),)
+    ),
+    "vision_analyze": ToolSpec(
+        5000, 0.5, 500, 0.03, (ToolError("HTTP 415 fetching {url}: unsupported image type", 415),)
+    ),
+    "cronjob": ToolSpec(
+        60,
+        0.5,
+        150,
+        0.05,
+        (
+            ToolError("Invalid cron expression '0 25 * * *': hour must be in 0-23"),
+            ToolError("No cron job with id '{hex}'"),
+        ),
+    ),
     "process": ToolSpec(180, 0.8, 300, 0.05, (ToolError("No process with id 'proc_{hex}'"),)),
-    "send_message": ToolSpec(650, 0.5, 60, 0.05, (
-        ToolError("Telegram API error 400: Bad Request: chat not found", 400),
-        ToolError("Discord API error 429: You are being rate limited.", 429),
-    )),
+    "send_message": ToolSpec(
+        650,
+        0.5,
+        60,
+        0.05,
+        (
+            ToolError("Telegram API error 400: Bad Request: chat not found", 400),
+            ToolError("Discord API error 429: You are being rate limited.", 429),
+        ),
+    ),
 }
 
 ERROR_PATHS: Final = ("src/app.py", "hermes/cli.py", "tests/test_api.py", "config/settings.yaml")
@@ -292,16 +449,45 @@ class KindSpec:
 
 
 KINDS: Final[dict[str, KindSpec]] = {
-    "coding": KindSpec((("execute_code", 12), ("write_file", 10), ("read_file", 25), ("patch", 18),
-                        ("search_files", 15), ("terminal", 20), ("todo", 4)),
-                       (1, 3), (2, 10), (1, 2), 90),
-    "research": KindSpec((("web_search", 25), ("web_extract", 25), ("browser_navigate", 10),
-                          ("session_search", 8), ("fact_store", 8), ("read_file", 8)),
-                         (1, 2), (2, 8), (1, 3), 120),
-    "ops": KindSpec((("terminal", 40), ("cronjob", 12), ("process", 15), ("send_message", 15)),
-                    (1, 2), (1, 6), (1, 2), 60),
-    "chat": KindSpec((("web_search", 4), ("memory", 4), ("vision_analyze", 1),
-                      ("session_search", 1)), (1, 6), (0, 1), (1, 1), 150),
+    "coding": KindSpec(
+        (
+            ("execute_code", 12),
+            ("write_file", 10),
+            ("read_file", 25),
+            ("patch", 18),
+            ("search_files", 15),
+            ("terminal", 20),
+            ("todo", 4),
+        ),
+        (1, 3),
+        (2, 10),
+        (1, 2),
+        90,
+    ),
+    "research": KindSpec(
+        (
+            ("web_search", 25),
+            ("web_extract", 25),
+            ("browser_navigate", 10),
+            ("session_search", 8),
+            ("fact_store", 8),
+            ("read_file", 8),
+        ),
+        (1, 2),
+        (2, 8),
+        (1, 3),
+        120,
+    ),
+    "ops": KindSpec(
+        (("terminal", 40), ("cronjob", 12), ("process", 15), ("send_message", 15)), (1, 2), (1, 6), (1, 2), 60
+    ),
+    "chat": KindSpec(
+        (("web_search", 4), ("memory", 4), ("vision_analyze", 1), ("session_search", 1)),
+        (1, 6),
+        (0, 1),
+        (1, 1),
+        150,
+    ),
 }
 
 # (skill, session kind, current version)
@@ -381,12 +567,10 @@ def _new_cron_job(rng: random.Random) -> _CronJob:
     return _CronJob(f"{rng.getrandbits(32):08x}", skill, kind, version, _pick_model(rng))
 
 
-def _plan_cron(
-    rng: random.Random, at: float, seed: int, jobs: list[_CronJob], used: set[str]
-) -> _Plan:
+def _plan_cron(rng: random.Random, at: float, seed: int, jobs: list[_CronJob], used: set[str]) -> _Plan:
     """Cron runs fire on the minute, a moment late, under ``cron_<job>_<start>``."""
     at = at // 60 * 60 + rng.uniform(0.2, 3.0)
-    stamp = datetime.fromtimestamp(int(at), timezone.utc).strftime("%Y%m%d_%H%M%S")
+    stamp = datetime.fromtimestamp(int(at), UTC).strftime("%Y%m%d_%H%M%S")
     job = rng.choice(jobs)
     while f"cron_{job.job_id}_{stamp}" in used:
         job = _new_cron_job(rng)
@@ -433,8 +617,18 @@ def _dashed(h: str) -> str:
 class _Session:
     """The running state of one session while its events are generated."""
 
-    __slots__ = ("rng", "plan", "ts", "model", "system", "context", "cached", "cache_expiry",
-                 "messages", "events")
+    __slots__ = (
+        "rng",
+        "plan",
+        "ts",
+        "model",
+        "system",
+        "context",
+        "cached",
+        "cache_expiry",
+        "messages",
+        "events",
+    )
 
     def __init__(self, plan: _Plan, rng: random.Random, model: ModelSpec) -> None:
         self.rng = rng
@@ -453,8 +647,14 @@ class _Session:
 
     def emit(self, type_: str, fields: dict[str, Any]) -> Event:
         ts = round(self.ts, 6)
-        event = {"event_id": _uuid7(ts, self.rng), "type": type_, "schema_version": SCHEMA_VERSION,
-                 "ts": ts, "session_id": self.plan.session_id, "source": self.plan.source}
+        event = {
+            "event_id": _uuid7(ts, self.rng),
+            "type": type_,
+            "schema_version": SCHEMA_VERSION,
+            "ts": ts,
+            "session_id": self.plan.session_id,
+            "source": self.plan.source,
+        }
         event.update(fields)
         self.events.append(event)
         return event
@@ -473,16 +673,30 @@ def _build_session(plan: _Plan) -> list[Event]:
     skill = None
     if plan.cron:
         s.advance(s.rng.uniform(0.05, 0.6))
-        skill = s.emit("skill_invoked", {
-            "skill_name": plan.cron.skill, "cron_id": plan.cron.job_id,
-            "skill_version": plan.cron.version, "model": model.name, "provider": model.provider})
+        skill = s.emit(
+            "skill_invoked",
+            {
+                "skill_name": plan.cron.skill,
+                "cron_id": plan.cron.job_id,
+                "skill_version": plan.cron.version,
+                "model": model.name,
+                "provider": model.provider,
+            },
+        )
     kind = plan.cron.kind if plan.cron else _pick(s.rng, KINDS_BY_SOURCE[plan.source])
     end_reason = _run_turns(s, KINDS[kind])
     s.advance(s.rng.uniform(0.01, 0.4))
-    s.emit("session_end", {
-        "end_reason": end_reason, "model": s.model.name, "provider": s.model.provider,
-        "started_at": round(plan.start, 6), "completed": end_reason == "completed",
-        "message_count": s.messages})
+    s.emit(
+        "session_end",
+        {
+            "end_reason": end_reason,
+            "model": s.model.name,
+            "provider": s.model.provider,
+            "started_at": round(plan.start, 6),
+            "completed": end_reason == "completed",
+            "message_count": s.messages,
+        },
+    )
     if skill is not None and s.rng.random() < 0.25:  # the emitter knew the outcome
         skill["duration_seconds"] = round(s.ts - plan.start, 3)
         skill["success"] = end_reason == "completed"
@@ -560,10 +774,16 @@ def _error_call(s: _Session, error: ApiError) -> None:
     latency = s.rng.uniform(*error.latency_ms)
     s.advance(latency / 1000)
     fields: dict[str, Any] = {
-        "model": s.model.name, "provider": s.model.provider, "input_tokens": 0,
-        "output_tokens": 0, "latency_ms": round(latency, 1), "status": "error",
-        "error_type": error.error_type, "error_message": _error_message(s, error.message),
-        "context_window": s.model.context_window}
+        "model": s.model.name,
+        "provider": s.model.provider,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "latency_ms": round(latency, 1),
+        "status": "error",
+        "error_type": error.error_type,
+        "error_message": _error_message(s, error.message),
+        "context_window": s.model.context_window,
+    }
     if error.http_status is not None:
         fields["http_status"] = error.http_status
     s.emit("api_call", fields)
@@ -579,10 +799,17 @@ def _error_message(s: _Session, template: str) -> str:
     limit = rng.choice((30_000, 200_000, 450_000, 800_000))
     requested = rng.randint(800, min(40_000, limit // 4))
     return template.format(
-        model=s.model.name, org="".join(rng.choices(_BASE62, k=24)), limit=limit,
-        requested=requested, used=limit - requested + rng.randint(1, requested),
-        retry_s=round(rng.uniform(0.2, 9.0), 1), org_uuid=_dashed(f"{rng.getrandbits(128):032x}"),
-        key=f"{rng.getrandbits(16):04x}", tokens=s.context, window=s.model.context_window)
+        model=s.model.name,
+        org="".join(rng.choices(_BASE62, k=24)),
+        limit=limit,
+        requested=requested,
+        used=limit - requested + rng.randint(1, requested),
+        retry_s=round(rng.uniform(0.2, 9.0), 1),
+        org_uuid=_dashed(f"{rng.getrandbits(128):032x}"),
+        key=f"{rng.getrandbits(16):04x}",
+        tokens=s.context,
+        window=s.model.context_window,
+    )
 
 
 def _cache_usage(s: _Session, prompt: int) -> tuple[int, int]:
@@ -611,13 +838,20 @@ def _ok_call(s: _Session, finish: str) -> None:
     reasoning = int(rng.lognormvariate(math.log(500), 1.0)) if model.reasoning else 0
     output = visible + reasoning
     read, write = _cache_usage(s, prompt)
-    latency = (model.ttft_ms + (prompt - read) / model.prefill_per_s * 1000
-               + output / model.tokens_per_s * 1000) * rng.lognormvariate(0.0, 0.2)
+    latency = (
+        model.ttft_ms + (prompt - read) / model.prefill_per_s * 1000 + output / model.tokens_per_s * 1000
+    ) * rng.lognormvariate(0.0, 0.2)
     s.advance(latency / 1000)
     fields: dict[str, Any] = {
-        "model": model.name, "provider": model.provider, "input_tokens": prompt,
-        "output_tokens": output, "latency_ms": round(latency, 1), "status": "ok",
-        "finish_reason": finish, "context_window": model.context_window}
+        "model": model.name,
+        "provider": model.provider,
+        "input_tokens": prompt,
+        "output_tokens": output,
+        "latency_ms": round(latency, 1),
+        "status": "ok",
+        "finish_reason": finish,
+        "context_window": model.context_window,
+    }
     if model.cache:
         fields["cache_read_tokens"] = read
     if model.cache == "explicit":
@@ -625,8 +859,7 @@ def _ok_call(s: _Session, finish: str) -> None:
     if model.reasoning:
         fields["reasoning_tokens"] = reasoning
     if model.usd_per_mtok[0]:
-        fields["cost_usd"] = round((prompt * model.usd_per_mtok[0]
-                                    + output * model.usd_per_mtok[1]) / 1e6, 8)
+        fields["cost_usd"] = round((prompt * model.usd_per_mtok[0] + output * model.usd_per_mtok[1]) / 1e6, 8)
     s.emit("api_call", fields)
     s.context += visible  # reasoning is not sent back
     s.messages += 1
@@ -638,13 +871,16 @@ def _tool_result(s: _Session, kind: KindSpec) -> None:
     spec = TOOLS[name]
     duration = rng.lognormvariate(math.log(spec.median_ms), spec.sigma)
     fields: dict[str, Any] = {
-        "tool_name": name, "tool_call_id": f"call_{rng.getrandbits(96):024x}", "status": "ok"}
+        "tool_name": name,
+        "tool_call_id": f"call_{rng.getrandbits(96):024x}",
+        "status": "ok",
+    }
     if spec.errors and rng.random() < spec.error_rate:
         error = rng.choice(spec.errors)
         fields["status"] = "error"
-        fields["error_message"] = error.message.format(path=rng.choice(ERROR_PATHS),
-                                                       url=rng.choice(ERROR_URLS),
-                                                       hex=f"{rng.getrandbits(16):04x}")
+        fields["error_message"] = error.message.format(
+            path=rng.choice(ERROR_PATHS), url=rng.choice(ERROR_URLS), hex=f"{rng.getrandbits(16):04x}"
+        )
         if error.http_status is not None:
             fields["http_status"] = error.http_status
         if error.duration_ms is not None:

@@ -52,6 +52,8 @@ class ProducerStats:
 
 def encode_event(event: Event, max_bytes: int) -> tuple[str, bytes]:
     """Fill the envelope defaults, validate and encode; return (session_id, JSON bytes)."""
+    if not isinstance(event, dict):  # a list or None must be rejected, not crash the filling below
+        validate_event(event)
     if "event_id" not in event or "ts" not in event or "schema_version" not in event:
         event = {"event_id": new_event_id(), "schema_version": SCHEMA_VERSION, **event}
         event.setdefault("ts", time.time())
@@ -63,9 +65,7 @@ def encode_event(event: Event, max_bytes: int) -> tuple[str, bytes]:
     return session_id, data
 
 
-def build_records(
-    events: list[tuple[str, bytes]], partitions: int, max_bytes: int
-) -> list[Record]:
+def build_records(events: list[tuple[str, bytes]], partitions: int, max_bytes: int) -> list[Record]:
     """Group encoded events into JSON-array records, one partition each, order kept."""
     groups: dict[int, list[tuple[str, bytes]]] = {}
     for item in events:
@@ -133,10 +133,15 @@ class EventProducer:
         self._spooling = self._spool.pending
         self._task = asyncio.create_task(self._run(), name="hermes-stream-producer")
 
+    @property
+    def max_event_bytes(self) -> int:
+        """The largest encoded event accepted: one record must be able to hold it."""
+        return self._max_bytes - 2
+
     def emit(self, event: Event) -> bool:
         """Queue *event*; return False (and log why) if it is invalid. Never blocks, never raises."""
         try:
-            session_id, data = encode_event(event, self._max_bytes - 2)
+            session_id, data = encode_event(event, self.max_event_bytes)
         except (InvalidEvent, ValueError) as exc:
             self.stats.rejected += 1
             log.warning("rejected event: %s", exc)
@@ -190,20 +195,23 @@ class EventProducer:
         """Deliver what is queued within *timeout*; spool the rest for the next run."""
         if self._task is None:
             return
-        if not self._spooling:  # the broker answers: worth waiting for
-            await self.flush(timeout)
+        await self._settle(timeout)
         self._task.cancel()
         try:
             await self._task
         except asyncio.CancelledError:
             pass
         self._task = None
-        if self._queue:
-            self._spool.prepend([data for _, data in self._queue])
-            self.stats.spooled += len(self._queue)
-            self._queue.clear()
+        self._spill()
         self._spool.close()
         await self._sender.stop()
+
+    async def _settle(self, timeout: float) -> None:
+        """Wait until the queue is delivered, but not once the broker turns out to be away."""
+        deadline = time.monotonic() + timeout
+        while not self._spooling and time.monotonic() < deadline:
+            if await self.flush(min(0.05, deadline - time.monotonic())):
+                return
 
     async def __aenter__(self) -> EventProducer:
         await self.start()
@@ -223,6 +231,7 @@ class EventProducer:
                 progressed = await self._step()
                 backoff = 0.0
             except BrokerUnavailable as exc:
+                self._spill()
                 backoff = min(_MAX_BACKOFF, max(0.1, backoff * 2))
                 log.warning("broker unavailable (%s); events are spooled, retrying in %.1fs", exc, backoff)
                 continue
@@ -259,12 +268,25 @@ class EventProducer:
         try:
             await self._sender.send(self._topic, build_records(batch, self._partitions, self._max_bytes))
         except BrokerUnavailable:
-            self._spool.prepend([data for _, data in batch])
-            self.stats.spooled += len(batch)
-            self._spooling = True
+            self._queue.extendleft(reversed(batch))  # older than what was emitted during the send
             await self._disconnect()
             raise
+        except asyncio.CancelledError:  # close() gave up waiting: let it spool the batch
+            self._queue.extendleft(reversed(batch))
+            raise
         self.stats.sent += len(batch)
+
+    def _spill(self) -> None:
+        """Move the queue to the front of the spool and spool what comes next.
+
+        Called when the broker is away (so the events survive this process) and on
+        close. Queued events are older than anything already spooled.
+        """
+        if self._queue:
+            self._spool.prepend([data for _, data in self._queue])
+            self.stats.spooled += len(self._queue)
+            self._queue.clear()
+        self._spooling = True
 
     async def _replay(self) -> None:
         spooled = self._spool.read(MAX_RECORD_EVENTS * max(1, self._partitions), 8 * self._max_bytes)

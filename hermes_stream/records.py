@@ -64,7 +64,9 @@ def dead_letter(origin: Origin, index: int | None, reason: str, payload: bytes) 
     return DeadLetter(origin, index, reason, payload[:MAX_DEAD_PAYLOAD], len(payload), time.time())
 
 
-def decode_record(value: bytes | None, origin: Origin, max_bytes: int) -> tuple[list[Event], list[DeadLetter]]:
+def decode_record(
+    value: bytes | None, origin: Origin, max_bytes: int
+) -> tuple[list[Event], list[DeadLetter]]:
     """Return the valid events of a record and a dead letter for each bad part."""
     if not value:
         return [], [dead_letter(origin, None, "empty record", b"")]

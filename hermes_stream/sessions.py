@@ -16,7 +16,13 @@ from hermes_stream.events import Event
 #: How many recent event ids a session remembers to drop producer-side duplicates.
 RECENT_IDS = 256
 
-_TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+_TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
 
 
 @dataclass(slots=True)
@@ -78,10 +84,15 @@ class SessionStats:
         return partition == self.applied_partition and offset <= self.applied_offset
 
     def apply_record(self, events: list[Event], partition: int, offset: int) -> bool:
-        """Fold this session's events from one record; False if it was applied before."""
+        """Fold this session's events from one record; False if that changed no counts.
+
+        Nothing changes when the record was applied before, or when every event in
+        it was (a producer's retry).
+        """
         if self.has_applied(partition, offset):
             return False
         recent = set(self.recent_ids)
+        changed = False
         for event in events:
             event_id = event["event_id"]
             if event_id in recent:
@@ -89,9 +100,10 @@ class SessionStats:
             recent.add(event_id)
             self.recent_ids.append(event_id)
             self.apply(event)
+            changed = True
         del self.recent_ids[:-RECENT_IDS]
         self.applied_partition, self.applied_offset = partition, offset
-        return True
+        return changed
 
     def apply(self, event: Event) -> None:
         """Fold one event in (no duplicate check: see :meth:`apply_record`)."""

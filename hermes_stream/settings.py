@@ -51,14 +51,14 @@ class Settings:
     max_record_bytes: int = 1_048_576
     """``HERMES_STREAM_MAX_RECORD_BYTES``: largest Kafka record accepted (and built)."""
 
-    sink_batch: int = 500
+    sink_batch: int = 10_000
     """``HERMES_STREAM_SINK_BATCH``: most Kafka records the worker writes in one DuckDB flush."""
 
     sink_interval: float = 0.5
     """``HERMES_STREAM_SINK_INTERVAL``: longest wait, in seconds, before a partial batch is flushed."""
 
     lock_timeout: float = 30.0
-    """``HERMES_STREAM_LOCK_TIMEOUT``: seconds to keep retrying while another process holds the DuckDB file."""
+    """``HERMES_STREAM_LOCK_TIMEOUT``: seconds to retry while another process holds the DuckDB file."""
 
     log_level: str = "WARNING"
     """``HERMES_STREAM_LOG_LEVEL``: DEBUG, INFO, WARNING or ERROR."""

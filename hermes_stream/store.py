@@ -129,7 +129,9 @@ def _merge(con: duckdb.DuckDBPyConnection, table: Table, rows: Sequence[Row]) ->
 def reader(path: Path, lock_timeout: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection, held briefly: close it as soon as the query is done."""
     if not path.exists():
-        raise StoreError(f"no database at {path} yet: start the worker (hermes-stream worker) or set HERMES_STREAM_DB")
+        raise StoreError(
+            f"no database at {path} yet: start the worker (hermes-stream worker) or set HERMES_STREAM_DB"
+        )
     con = with_lock_retry(lambda: duckdb.connect(str(path), read_only=True), path, lock_timeout)
     try:
         yield con

@@ -11,6 +11,7 @@ the loop without waiting for it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import Callable, Coroutine
@@ -38,18 +39,22 @@ class SyncEventProducer:
         if factory is None:
             if settings is None:
                 settings = Settings.from_env()
-            resolved = settings
-            factory = lambda: EventProducer.from_settings(resolved)  # noqa: E731
-        self._factory = factory
-        self._max_bytes = (settings or Settings()).max_record_bytes - 2
+            factory = functools.partial(EventProducer.from_settings, settings)
+        self._factory: Callable[[], EventProducer] = factory
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="hermes-stream-producer", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="hermes-stream-producer", daemon=True
+        )
         self._producer: EventProducer | None = None
         self._rejected = 0
 
     def start(self) -> SyncEventProducer:
         self._thread.start()
-        self._producer = self._call(self._start())
+        try:
+            self._producer = self._call(self._start())
+        except BaseException:
+            self.close()  # a failed start must not leave the thread and loop behind
+            raise
         return self
 
     async def _start(self) -> EventProducer:
@@ -59,13 +64,14 @@ class SyncEventProducer:
 
     def emit(self, event: Event) -> bool:
         """Queue *event*; False (and a logged reason) if invalid. Never blocks on the broker."""
+        producer = self._started()
         try:
-            session_id, data = encode_event(event, self._max_bytes)
+            session_id, data = encode_event(event, producer.max_event_bytes)  # the factory's limit
         except (InvalidEvent, ValueError) as exc:
             self._rejected += 1
             log.warning("rejected event: %s", exc)
             return False
-        self._loop.call_soon_threadsafe(self._started().enqueue, session_id, data)
+        self._loop.call_soon_threadsafe(producer.enqueue, session_id, data)
         return True
 
     @property
@@ -78,12 +84,14 @@ class SyncEventProducer:
         return self._call(self._started().flush(timeout))
 
     def close(self, timeout: float = 10.0) -> None:
-        """Deliver what is queued within *timeout*, spool the rest, stop the thread."""
-        if self._producer is None:
+        """Deliver what is queued within *timeout*, spool the rest, stop the thread. Idempotent."""
+        if self._loop.is_closed():
             return
-        self._call(self._producer.close(timeout))
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
+        if self._producer is not None:
+            self._call(self._producer.close(timeout))
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
         self._loop.close()
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:

@@ -54,7 +54,10 @@ class WorkerProcess:
         env = {**os.environ, **self.settings.to_env()}
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "hermes_stream", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "hermes_stream", "worker"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         return self
 
@@ -114,7 +117,9 @@ def wait_until(
     deadline = time.monotonic() + timeout
     while not done():
         if not worker.running:
-            raise HermesStreamError(f"the worker exited; last lines of {worker.log_path}:\n{worker.log_tail()}")
+            raise HermesStreamError(
+                f"the worker exited; last lines of {worker.log_path}:\n{worker.log_tail()}"
+            )
         if time.monotonic() > deadline:
             raise HermesStreamError(f"timed out after {timeout:.0f}s; worker log: {worker.log_path}")
         time.sleep(interval)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
@@ -49,7 +49,7 @@ def test_different_seed_or_start_gives_different_events() -> None:
 
 
 def test_default_start_is_new_year_2026_utc() -> None:
-    assert DEFAULT_START == datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
+    assert DEFAULT_START == datetime(2026, 1, 1, tzinfo=UTC).timestamp()
 
 
 def test_sessions_start_after_start_within_the_spread(by_session: dict[str, list[Event]]) -> None:
@@ -81,7 +81,7 @@ def test_events_come_in_global_ts_order(events: list[Event]) -> None:
 
 def test_sessions_overlap_in_time(by_session: dict[str, list[Event]]) -> None:
     spans = sorted((evs[0]["ts"], evs[-1]["ts"]) for evs in by_session.values())
-    overlapping = sum(1 for a, b in zip(spans, spans[1:]) if b[0] < a[1])
+    overlapping = sum(1 for a, b in zip(spans, spans[1:], strict=False) if b[0] < a[1])
     assert overlapping > len(spans) // 4
 
 
@@ -91,7 +91,7 @@ def test_each_session_is_strictly_ordered_and_ends_once(
     assert len(by_session) == SESSIONS
     for session_id, evs in by_session.items():
         stamps = [e["ts"] for e in evs]
-        assert all(a < b for a, b in zip(stamps, stamps[1:])), session_id
+        assert all(a < b for a, b in zip(stamps, stamps[1:], strict=False)), session_id
         assert [e["type"] for e in evs].count("session_end") == 1, session_id
         assert evs[-1]["type"] == "session_end", session_id
 
@@ -120,7 +120,7 @@ def test_cron_sessions_are_named_after_job_and_start(by_session: dict[str, list[
     for session_id, evs in cron.items():
         match = CRON_ID.match(session_id)
         assert match, session_id
-        started = datetime.fromtimestamp(int(evs[-1]["started_at"]), timezone.utc)
+        started = datetime.fromtimestamp(int(evs[-1]["started_at"]), UTC)
         assert match[2] == started.strftime("%Y%m%d_%H%M%S")
         skill = evs[0]
         assert skill["type"] == "skill_invoked" and skill["cron_id"] == match[1]
@@ -133,8 +133,7 @@ def test_cron_sessions_are_named_after_job_and_start(by_session: dict[str, list[
 def test_cron_outcome_when_known_matches_the_session(
     by_session: dict[str, list[Event]],
 ) -> None:
-    known = [evs for evs in by_session.values()
-             if evs[0]["type"] == "skill_invoked" and "success" in evs[0]]
+    known = [evs for evs in by_session.values() if evs[0]["type"] == "skill_invoked" and "success" in evs[0]]
     assert known
     for evs in known:
         assert evs[0]["success"] == (evs[-1]["end_reason"] == "completed")
@@ -204,12 +203,21 @@ def test_failed_calls_are_a_few_percent_of_several_kinds(events: list[Event]) ->
 
 
 def test_openai_rate_limit_message_reads_like_openai(events: list[Event]) -> None:
-    messages = [e["error_message"] for e in events
-                if e.get("error_type") == "rate_limit_exceeded" and e["provider"] == "openai"]
+    messages = [
+        e["error_message"]
+        for e in events
+        if e.get("error_type") == "rate_limit_exceeded" and e["provider"] == "openai"
+    ]
     assert messages
-    assert all(re.match(r"Rate limit reached for \S+ in organization org-\w+ on tokens per min "
-                        r"\(TPM\): Limit \d+, Used \d+, Requested \d+\. Please try again in "
-                        r"[\d.]+s\.", m) for m in messages)
+    assert all(
+        re.match(
+            r"Rate limit reached for \S+ in organization org-\w+ on tokens per min "
+            r"\(TPM\): Limit \d+, Used \d+, Requested \d+\. Please try again in "
+            r"[\d.]+s\.",
+            m,
+        )
+        for m in messages
+    )
 
 
 def test_tools_of_every_kind_appear(events: list[Event]) -> None:

@@ -1,0 +1,122 @@
+"""``hermes-stream bench``: what the pipeline costs, measured on this machine.
+
+1. Validation: microseconds per event for :func:`validate_event` over a
+   generated workload.
+2. End to end: a worker is started and warmed up; then the workload is
+   emitted through the SDK into the broker, and the clock stops when DuckDB
+   holds every row. ``e2e_events_per_s`` = events / that time.
+3. Raw consume: a plain aiokafka consumer reads and decodes the same records
+   in the same run, the ceiling the pipeline is compared with (``ratio``).
+
+Progress goes to stderr; the caller prints the figures as one JSON line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from aiokafka import AIOKafkaConsumer
+
+from hermes_stream import codec
+from hermes_stream.events import Event, validate_event
+from hermes_stream.generator import generate_events
+from hermes_stream.producer import EventProducer
+from hermes_stream.settings import Settings
+from hermes_stream.topics import Topics
+from hermes_stream.worker import count_rows, local_pipeline, wait_until
+
+ROWS = "SELECT (SELECT count(*) FROM api_calls) + (SELECT count(*) FROM tool_results)"
+
+
+def run_bench(settings: Settings, sessions: int, seed: int) -> dict[str, Any]:
+    events = list(generate_events(sessions, seed))
+    figures: dict[str, Any] = {"events": len(events), "sessions": sessions}
+    figures["validate_us_per_event"] = round(_validation_cost(events), 3)
+    with tempfile.TemporaryDirectory(prefix="hermes-bench-") as tmp:
+        work = Path(tmp)
+        settings = settings.with_(
+            db=work / "bench.duckdb", data_dir=work / "state", spool_dir=work / "spool", topic_prefix="bench"
+        )
+        with local_pipeline(settings, work) as (live, worker):
+            _warm_up(live, worker)
+            figures.update(_end_to_end(live, worker, events))
+            figures["raw_consume_events_per_s"] = round(asyncio.run(_raw_consume(live, len(events) + 1)))
+    figures["ratio"] = round(figures["e2e_events_per_s"] / figures["raw_consume_events_per_s"], 4)
+    return figures
+
+
+def _validation_cost(events: list[Event]) -> float:
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for event in events:
+            validate_event(event)
+        best = min(best, time.perf_counter() - started)
+    return best / len(events) * 1e6
+
+
+def _warm_up(settings: Settings, worker: Any) -> None:
+    _say("starting the worker …")
+    warm = list(generate_events(1, seed=0, start=0.0))
+    asyncio.run(_emit(settings, warm))
+    wait_until(lambda: count_rows(settings, "SELECT count(*) FROM sessions") >= 1, 120, worker)
+
+
+def _end_to_end(settings: Settings, worker: Any, events: list[Event]) -> dict[str, Any]:
+    target = count_rows(settings, ROWS) + sum(e["type"] in ("api_call", "tool_result") for e in events)
+    _say(f"pushing {len(events):,} events through SDK → broker → worker → DuckDB …")
+    started = time.perf_counter()
+    emit_seconds = asyncio.run(_emit(settings, events))
+    wait_until(lambda: count_rows(settings, ROWS) >= target, 300, worker, interval=0.05)
+    elapsed = time.perf_counter() - started
+    return {
+        "emit_events_per_s": round(len(events) / emit_seconds),
+        "e2e_seconds": round(elapsed, 3),
+        "e2e_events_per_s": round(len(events) / elapsed),
+    }
+
+
+async def _emit(settings: Settings, events: list[Event]) -> float:
+    started = time.perf_counter()
+    async with EventProducer.from_settings(settings) as producer:
+        for event in events:
+            producer.emit(event)
+            await producer.paced()
+        await producer.flush(timeout=120)
+    return time.perf_counter() - started
+
+
+async def _raw_consume(settings: Settings, expected: int) -> float:
+    _say("reading the same records with a plain aiokafka consumer …")
+    consumer = AIOKafkaConsumer(
+        Topics(settings.topic_prefix).events,
+        bootstrap_servers=settings.broker,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * settings.max_record_bytes,
+    )
+    await consumer.start()
+    try:
+        count = 0
+        started = last = time.perf_counter()
+        while count < expected:
+            batches = await consumer.getmany(timeout_ms=1000)
+            if not batches:
+                break  # the topic is drained
+            for messages in batches.values():
+                for message in messages:
+                    decoded = codec.loads(message.value)
+                    count += len(decoded) if isinstance(decoded, list) else 1
+            last = time.perf_counter()
+        return count / (last - started)
+    finally:
+        await consumer.stop()
+
+
+def _say(text: str) -> None:
+    click.echo(text, err=True)

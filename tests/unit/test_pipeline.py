@@ -1,0 +1,143 @@
+"""process_records: one batch of Kafka records in, rows, states and dead letters out."""
+
+from __future__ import annotations
+
+from itertools import count
+from typing import Any
+
+from hermes_stream import codec
+from hermes_stream.events import make_event
+from hermes_stream.pipeline import BatchResult, process_records
+from hermes_stream.records import Origin
+from hermes_stream.schema import API_CALLS, SESSIONS, TOOL_RESULTS, Table
+from hermes_stream.sessions import SessionStats
+
+T0 = 1_767_225_600.0
+LIMIT = 1024 * 1024
+_ids = count()
+
+Event = dict[str, Any]
+Record = tuple[bytes | None, Origin]
+
+
+def event(type_: Any, session: str, **fields: Any) -> Event:
+    n = next(_ids)
+    return make_event(type_, session, event_id=f"e{n}", ts=T0 + n, **fields)
+
+
+def api_call(session: str = "s1", **fields: Any) -> Event:
+    base = {"model": "gpt-4o", "provider": "openai", "input_tokens": 100, "output_tokens": 10, "status": "ok"}
+    return event("api_call", session, **(base | fields))
+
+
+def tool_result(session: str = "s1", **fields: Any) -> Event:
+    return event("tool_result", session, **({"tool_name": "terminal", "status": "ok"} | fields))
+
+
+def session_end(session: str = "s1") -> Event:
+    return event("session_end", session, end_reason="completed", completed=True)
+
+
+def records(
+    *payloads: list[Event] | Event | bytes, partition: int = 0, first_offset: int = 0
+) -> list[Record]:
+    """One record per payload, at consecutive offsets; bytes are sent as they are."""
+    return [
+        (p if isinstance(p, bytes) else codec.dumps(p), Origin("hermes.events", partition, first_offset + i))
+        for i, p in enumerate(payloads)
+    ]
+
+
+def process(batch: list[Record], states: dict[str, SessionStats] | None = None) -> BatchResult:
+    return process_records(batch, (states or {}).get, LIMIT)
+
+
+def rows(result: BatchResult, table: Table) -> list[dict[str, Any]]:
+    return [dict(zip(table.names, row, strict=True)) for row in result.sink.rows[table.name]]
+
+
+def persisted(result: BatchResult) -> dict[str, SessionStats]:
+    """The session states as the worker writes them back to its table (JSON)."""
+    return {
+        sid: SessionStats.from_dict(codec.loads(codec.dumps(stats.to_dict())))
+        for sid, stats in result.sessions.items()
+    }
+
+
+def test_rows_land_in_each_table() -> None:
+    result = process(
+        records(
+            [api_call("s1"), tool_result("s1"), api_call("s2", status="error", http_status=529)],
+            tool_result("s2", status="error"),
+            b"not json",
+        )
+    )
+    assert {k: len(v) for k, v in result.sink.rows.items()} == {
+        "api_calls": 2,
+        "tool_results": 2,
+        "sessions": 2,
+        "dead_letters": 1,
+    }
+    assert {r["session_id"]: r["api_errors"] for r in rows(result, SESSIONS)} == {"s1": 0, "s2": 1}
+    assert [r["http_status"] for r in rows(result, API_CALLS)] == [None, 529]
+    assert result.events == 4
+
+
+def test_the_same_event_twice_in_a_batch_gives_one_row_and_one_count() -> None:
+    twice = api_call("s1")
+    result = process(records([twice, twice], twice))
+    assert [r["event_id"] for r in rows(result, API_CALLS)] == [twice["event_id"]]
+    assert result.sessions["s1"].api_calls == 1
+
+
+def test_bad_events_become_dead_letters_and_the_rest_of_the_record_lands() -> None:
+    good_call, good_tool = api_call("s1"), tool_result("s1")
+    result = process(records([good_call, api_call("s1", output_tokens=-2), good_tool, {"type": []}]))
+    assert [r["event_id"] for r in rows(result, API_CALLS)] == [good_call["event_id"]]
+    assert [r["event_id"] for r in rows(result, TOOL_RESULTS)] == [good_tool["event_id"]]
+    assert [d.index for d in result.dead_letters] == [1, 3]
+    assert "output_tokens" in result.dead_letters[0].reason
+    assert len(result.sink.rows["dead_letters"]) == 2
+    assert result.sessions["s1"].events == 2
+
+
+def test_finalised_holds_sessions_that_ended_in_this_batch() -> None:
+    result = process(records([api_call("s1"), session_end("s1")], [api_call("s2")]))
+    assert [s.session_id for s in result.finalised] == ["s1"]
+
+
+def test_finalised_leaves_out_ended_sessions_this_batch_did_not_change() -> None:
+    end = session_end("s1")
+    first = process(records([api_call("s1"), end], api_call("s2")))
+    states = persisted(first)
+    untouched = process(records(api_call("s2"), first_offset=2), states)
+    assert untouched.finalised == []
+    resent = process(records(end, first_offset=3), states)  # a producer retry of the same event
+    assert resent.finalised == []
+
+
+def test_a_late_event_after_session_end_republishes_the_session() -> None:
+    first = process(records([api_call("s1"), session_end("s1")]))
+    late = process(records(tool_result("s1"), first_offset=1), persisted(first))
+    assert [(s.session_id, s.tool_calls, s.ended) for s in late.finalised] == [("s1", 1, True)]
+
+
+def test_replaying_a_batch_against_its_own_states_changes_nothing() -> None:
+    batch = records(
+        [api_call("s1", cache_read_tokens=40), tool_result("s1")],
+        [api_call("s2"), session_end("s2")],
+        [api_call("s1", status="error"), session_end("s1")],
+        b"[1]",
+    )
+    first = process(batch)
+    replay = process(batch, persisted(first))
+    assert rows(replay, SESSIONS) == rows(first, SESSIONS)
+    assert replay.finalised == []
+    assert rows(replay, API_CALLS) == rows(first, API_CALLS)  # the sink ignores them by event_id
+    assert [d.dlq_id for d in replay.dead_letters] == [d.dlq_id for d in first.dead_letters]
+
+
+def test_a_batch_spanning_partitions_keeps_each_partitions_offsets_apart() -> None:
+    first = process(records(api_call("a"), partition=0) + records(api_call("b"), partition=1))
+    assert (first.sessions["a"].api_calls, first.sessions["b"].api_calls) == (1, 1)
+    assert (first.sessions["b"].applied_partition, first.sessions["b"].applied_offset) == (1, 0)
