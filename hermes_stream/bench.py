@@ -72,7 +72,7 @@ def _end_to_end(settings: Settings, worker: Any, events: list[Event]) -> dict[st
     _say(f"pushing {len(events):,} events through SDK → broker → worker → DuckDB …")
     started = time.perf_counter()
     emit_seconds = asyncio.run(_emit(settings, events))
-    wait_until(lambda: count_rows(settings, ROWS) >= target, 300, worker, interval=0.05)
+    wait_until(lambda: count_rows(settings, ROWS) >= target, 300, worker, interval=0.2)
     elapsed = time.perf_counter() - started
     return {
         "emit_events_per_s": round(len(events) / emit_seconds),

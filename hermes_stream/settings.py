@@ -54,7 +54,7 @@ class Settings:
     sink_batch: int = 10_000
     """``HERMES_STREAM_SINK_BATCH``: most Kafka records the worker writes in one DuckDB flush."""
 
-    sink_interval: float = 0.5
+    sink_interval: float = 0.2
     """``HERMES_STREAM_SINK_INTERVAL``: longest wait, in seconds, before a partial batch is flushed."""
 
     lock_timeout: float = 30.0
