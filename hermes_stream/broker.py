@@ -108,9 +108,12 @@ class EmbeddedBroker:
 
 @contextlib.contextmanager
 def broker_for(settings: Settings) -> Iterator[Settings]:
-    """Yield *settings* with a broker: the configured one, or an embedded one run for the duration."""
+    """Yield *settings* with a broker: the configured one, or an embedded one (topics created)."""
     if settings.broker:
         yield settings
         return
+    from hermes_stream.topics import Topics, ensure_topics_sync
+
     with EmbeddedBroker() as broker:
+        ensure_topics_sync(broker.bootstrap, Topics(settings.topic_prefix).all(), settings.partitions)
         yield settings.with_(broker=broker.bootstrap)

@@ -8,6 +8,7 @@ short report and stops everything.
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,9 +36,10 @@ def run_demo(settings: Settings, sessions: int, seed: int) -> None:
         _say("starting the broker and the worker …")
         with local_pipeline(settings, work) as (live, worker):
             asyncio.run(_publish(live, events))
-            _say(f"published {len(events):,} events of {sessions} sessions; waiting for DuckDB …")
-            wait_until(lambda: _progress(live, sessions), 180, worker)
-            _say("")
+            _say(f"published {len(events):,} events of {sessions} sessions")
+            _say("waiting for DuckDB (a new worker first joins its consumer group: a few seconds) …")
+            progress = Progress("sessions in DuckDB", sessions)
+            wait_until(lambda: progress.update(count_rows(live, ENDED)), 180, worker)
             _report(live)
             _say("stopping …")
     _say(f'done. Query it: hermes-stream sql --db {settings.db} "SELECT * FROM sessions LIMIT 5"')
@@ -45,19 +47,30 @@ def run_demo(settings: Settings, sessions: int, seed: int) -> None:
 
 async def _publish(settings: Settings, events: list[Event]) -> None:
     async with EventProducer.from_settings(settings) as producer:
+        progress = Progress("events emitted", len(events))
         for number, event in enumerate(events, 1):
             producer.emit(event)
             await producer.paced()
-            if number % 2000 == 0:
-                _say(f"\r  emitted {number:,}/{len(events):,} events", end="")
+            if number % 2000 == 0 or number == len(events):
+                progress.update(number)
         await producer.flush(timeout=60)
-    _say("")
 
 
-def _progress(settings: Settings, sessions: int) -> bool:
-    landed = count_rows(settings, ENDED)
-    _say(f"\r  sessions in DuckDB: {landed}/{sessions}", end="")
-    return landed >= sessions
+class Progress:
+    """A counter on stderr: redrawn in place on a terminal, a line per change otherwise."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.shown = label, total, -1
+        self.tty = sys.stderr.isatty()
+
+    def update(self, value: int) -> bool:
+        """Show *value* if it changed; True once the total is reached."""
+        done = value >= self.total
+        if value != self.shown:
+            self.shown = value
+            line = f"  {self.label}: {value:,}/{self.total:,}"
+            click.echo(f"\r{line}" if self.tty else line, err=True, nl=done or not self.tty)
+        return done
 
 
 def _report(settings: Settings) -> None:
@@ -73,6 +86,5 @@ def _remove_db(path: Path) -> None:
         candidate.unlink(missing_ok=True)
 
 
-def _say(text: str, end: str = "\n") -> None:
-    click.echo(text, nl=False)
-    click.echo(end, nl=False)
+def _say(text: str) -> None:
+    click.echo(text)
