@@ -3,17 +3,19 @@
 Run: ``hermes-stream worker`` (one or more, sharing the topic's partitions).
 
 Records are taken in batches; each batch is decoded and folded by
-:func:`hermes_stream.pipeline.process_records`, session states are written
-back to the table once per batch, and the rows are written to DuckDB before
-the batch's offsets are acknowledged, so Kafka only commits what is durable.
+:func:`hermes_stream.pipeline.process_records` and session states are
+written back to the table once per batch. The batch's rows are then written
+to DuckDB while the next batch is processed (DuckDB works outside the GIL),
+and its offsets are released for the commit only once they are durable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import os
-from collections.abc import AsyncIterator, Awaitable
+import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -21,7 +23,7 @@ import faust
 from faust.types import EventT, StreamT
 
 from hermes_stream import codec
-from hermes_stream.pipeline import process_records
+from hermes_stream.pipeline import BatchResult, process_records
 from hermes_stream.records import Origin
 from hermes_stream.sessions import SessionStats
 from hermes_stream.settings import Settings
@@ -76,25 +78,62 @@ def register(app: faust.App, settings: Settings, outputs: Outputs | None = None)
 
     async def ingest(events: StreamT[bytes]) -> AsyncIterator[None]:
         stream = cast(faust.Stream[bytes], events)  # take_events is on Stream, not StreamT
-        # A flush is due every sink_interval; sink_batch is a ceiling that a
-        # worker at ~10k records/s does not reach (Faust's take has stalled
-        # here on a full buffer after a restart, so it is kept out of the way).
-        async for batch in stream.take_events(settings.sink_batch, within=settings.sink_interval):
-            records = [(e.message.value, _origin(e)) for e in batch]
-            result = process_records(records, lookup, settings.max_record_bytes)
-            for session_id, stats in result.sessions.items():
-                table[session_id.encode()] = codec.dumps(stats.to_dict())
-            await write_before_ack(store, result.sink)
+        flushing: asyncio.Future[None] | None = None
+        try:
+            # A flush is due every sink_interval; sink_batch is a ceiling that a
+            # worker at ~10k records/s does not reach (Faust's take has stalled
+            # here on a full buffer after a restart, so it is kept out of the way).
+            async for batch in stream.take_events(settings.sink_batch, within=settings.sink_interval):
+                for event in batch:
+                    event.message.incref()  # released by _flush once the rows are durable
+                started = time.perf_counter()
+                result = process_records(
+                    [(e.message.value, _origin(e)) for e in batch], lookup, settings.max_record_bytes
+                )
+                for session_id, stats in result.sessions.items():
+                    table[session_id.encode()] = codec.dumps(stats.to_dict())
+                processed = time.perf_counter()
+                if flushing is not None:
+                    await flushing  # one DuckDB write at a time, in batch order
+                log.info(
+                    "batch of %d records, %d events, %d dead letters: processed in %.0f ms, "
+                    "then waited %.0f ms for the previous write",
+                    len(batch),
+                    result.events,
+                    len(result.dead_letters),
+                    (processed - started) * 1000,
+                    (time.perf_counter() - processed) * 1000,
+                )
+                flushing = asyncio.ensure_future(_flush(stream, batch, result))
+                yield None
+        finally:
+            if flushing is not None:  # let the last batch commit on a clean stop
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flushing
+
+    async def _flush(stream: faust.Stream[bytes], batch: Sequence[EventT[Any]], result: BatchResult) -> None:
+        """Make a batch durable and published, then release its records for the commit.
+
+        Runs while the next batch is processed. take_events acknowledges each
+        batch when the agent moves on, but every record holds an extra
+        reference until here, so no offset is committed before its rows are
+        in DuckDB and its dead letters and finished sessions are on Kafka.
+        """
+        await write_durably(store, result.sink)
+        try:
             # force=True sends now; without it Faust attaches the message to
-            # the current offset and delivers it only at the next commit,
-            # which would wait for this very batch to be acknowledged.
+            # the current offset and delivers it only at a later commit.
             sent = [await dlq.send(value=letter.to_dict(), force=True) for letter in result.dead_letters]
             sent += [
                 await finished.send(key=s.session_id.encode(), value=s.row(), force=True)
                 for s in result.finalised
             ]
             await asyncio.gather(*sent)
-            yield None
+        except Exception as exc:  # stopping, or Kafka refused: the records will be read again
+            log.warning("could not publish a batch's dead letters or sessions (%s); it will be replayed", exc)
+            return
+        for event in batch:
+            await stream.ack(event)
 
     app.agent(source, name="ingest")(ingest)
 
@@ -104,22 +143,13 @@ def _origin(event: EventT[Any]) -> Origin:
     return Origin(message.topic, message.partition, message.offset)
 
 
-async def write_before_ack(store: Store, batch: SinkBatch) -> None:
-    """Write *batch* to DuckDB, retrying until it is durable.
+async def write_durably(store: Store, batch: SinkBatch) -> None:
+    """Write *batch* to DuckDB, retrying until it lands.
 
-    Faust acknowledges a batch's records when this agent step returns, even
-    when it raises, so a failed write must never simply propagate: it is
-    retried, and a stop that arrives mid-write waits for the write to finish.
+    A failure never propagates: the batch's records are only released for
+    the offset commit after this returns, so retrying is the only way on.
+    Cancelled (the worker stops), the records are simply read again later.
     """
-    task = asyncio.ensure_future(_write_with_retry(store, batch))
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await _finish_or_exit(task, store.lock_timeout)
-        raise
-
-
-async def _write_with_retry(store: Store, batch: SinkBatch) -> None:
     backoff = 0.1
     while True:
         try:
@@ -129,12 +159,3 @@ async def _write_with_retry(store: Store, batch: SinkBatch) -> None:
             log.error("DuckDB write failed (%s); retrying in %.1fs", exc, backoff)
             await asyncio.sleep(backoff)
             backoff = min(_MAX_BACKOFF, backoff * 2)
-
-
-async def _finish_or_exit(task: Awaitable[None], timeout: float) -> None:
-    try:
-        await asyncio.wait_for(task, timeout)
-    except (TimeoutError, asyncio.CancelledError):
-        # Exiting without a commit is safe: the records are read again.
-        log.critical("stopping with a DuckDB write unfinished; exiting so no offset is committed")
-        os._exit(70)

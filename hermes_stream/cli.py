@@ -185,7 +185,7 @@ def demo(sessions: int, seed: int, db: Path) -> None:
 
 @cli.command()
 @click.option(
-    "--sessions", type=click.IntRange(min=1), default=5000, show_default=True, help="Sessions to push."
+    "--sessions", type=click.IntRange(min=1), default=10_000, show_default=True, help="Sessions to push."
 )
 @click.option("--seed", type=int, default=11, show_default=True)
 def bench(sessions: int, seed: int) -> None:

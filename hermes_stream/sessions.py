@@ -8,13 +8,15 @@ recent events, so a replayed record or a re-sent event is not counted twice.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hermes_stream.events import Event
 
-#: How many recent event ids a session remembers to drop producer-side duplicates.
-RECENT_IDS = 256
+#: How many recent event ids a session remembers to drop producer-side
+#: duplicates (a record re-sent after a send that failed but was delivered).
+#: The state travels to the changelog with every batch, so it is kept small.
+RECENT_IDS = 64
 
 _TOKEN_FIELDS = (
     "input_tokens",
@@ -73,7 +75,9 @@ class SessionStats:
         return max(0.0, end - self.started_at)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow on purpose: dataclasses.asdict deep-copies recent_ids, and
+        # this runs for every touched session in every batch.
+        return {name: getattr(self, name) for name in _FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SessionStats:
@@ -175,3 +179,6 @@ class SessionStats:
             "total_tokens": self.total_tokens,
             "cost_usd": self.reported_cost_usd or None,
         }
+
+
+_FIELDS = tuple(f.name for f in fields(SessionStats))

@@ -44,7 +44,10 @@ class SinkBatch:
 
 
 def _is_lock_error(exc: duckdb.Error) -> bool:
-    return "lock" in str(exc).lower()
+    # Another process holds the file ("Could not set lock"), or this process
+    # has it open in the other mode ("different configuration").
+    text = str(exc).lower()
+    return "lock" in text or "different configuration" in text
 
 
 def with_lock_retry(open_: Callable[[], T], path: Path, timeout: float) -> T:
@@ -54,7 +57,7 @@ def with_lock_retry(open_: Callable[[], T], path: Path, timeout: float) -> T:
     while True:
         try:
             return open_()
-        except duckdb.IOException as exc:
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
             if not _is_lock_error(exc):
                 raise StoreError(f"cannot open {path}: {exc}") from exc
             if time.monotonic() >= deadline:

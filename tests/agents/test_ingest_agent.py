@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,19 @@ def api_call(session: str, tokens: int) -> dict[str, Any]:
     )
 
 
+def session_rows(settings: Settings) -> list[tuple[Any, ...]]:
+    if not settings.db.exists():
+        return []
+    return query(settings.db, "SELECT status, api_calls, input_tokens FROM sessions")[1]
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
 def drain(channel: faust.types.ChannelT[Any]) -> list[Any]:
     items = []
     while not channel.queue.empty():
@@ -78,9 +92,7 @@ async def test_records_become_rows_sessions_and_dead_letters(app, settings, outp
         await agent.put(codec.dumps(events))
         await agent.put(b"not json")
         await agent.put(codec.dumps(api_call("s1", 5)))  # after the end: updates the same row
-
-    _, rows = query(settings.db, "SELECT status, api_calls, input_tokens FROM sessions")
-    assert rows == [("ended", 3, 35)]
+        await eventually(lambda: session_rows(settings) == [("ended", 3, 35)])
     _, dead = query(settings.db, "SELECT reason FROM dead_letters")
     assert len(dead) == 1 and "not valid JSON" in dead[0][0]
     letters = drain(dlq)

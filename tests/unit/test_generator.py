@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from hermes_stream.events import validate_event
-from hermes_stream.generator import DEFAULT_START, START_SPREAD_SECONDS, generate_events
+from hermes_stream.generator import DEFAULT_START, generate_events
+from hermes_stream.workload_catalog import START_SPREAD_SECONDS
 
 Event = dict[str, Any]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,6 +14,8 @@ import pytest
 from hermes_stream.events import SCHEMA_VERSION, make_event
 from hermes_stream.producer import MAX_RECORD_EVENTS, EventProducer, build_records, encode_event
 from hermes_stream.sender import MemorySender, Record, Sender, partition_for
+from tests.unit.delivery import delivered as delivered_events
+from tests.unit.delivery import seqs_by_session
 
 Event = dict[str, Any]
 TOPIC = "test.events"
@@ -89,14 +90,7 @@ def emit_all(producer: EventProducer, events: Iterable[Event]) -> None:
 
 def delivered(sender: MemorySender) -> list[Event]:
     assert all(topic == TOPIC for topic, _ in sender.records)
-    return [event for _, record in sender.records for event in json.loads(record.value)]
-
-
-def seqs_by_session(events: Iterable[Event]) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = defaultdict(list)
-    for event in events:
-        out[event["session_id"]].append(event["seq"])
-    return dict(out)
+    return delivered_events(sender)
 
 
 def on_disk(directory: Path) -> list[Event]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from hermes_stream.exceptions import BrokerUnavailable
 from hermes_stream.producer import EventProducer
 from hermes_stream.sender import MemorySender
 from hermes_stream.sync_producer import SyncEventProducer
+from tests.unit.delivery import delivered, seqs_by_session
 
 Event = dict[str, Any]
 TOPIC = "test.events"
@@ -43,17 +42,6 @@ def make_sync(tmp_path: Path) -> Iterator[MakeSync]:
 
 def tool_event(session_id: str, seq: int, **fields: Any) -> Event:
     return make_event("tool_result", session_id, tool_name="search", status="ok", seq=seq, **fields)
-
-
-def delivered(sender: MemorySender) -> list[Event]:
-    return [event for _, record in sender.records for event in json.loads(record.value)]
-
-
-def seqs_by_session(events: Iterable[Event]) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = defaultdict(list)
-    for event in events:
-        out[event["session_id"]].append(event["seq"])
-    return dict(out)
 
 
 def emit_from_threads(producer: SyncEventProducer, threads: int, per_thread: int) -> list[bool]:
