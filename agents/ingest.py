@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
-from faust.types import EventT, StreamT
+from faust.types import EventT, StreamT, TableT
 
 from hermes_stream import codec
 from hermes_stream.pipeline import BatchResult, process_records
@@ -62,7 +62,6 @@ def register(app: faust.App, settings: Settings, outputs: Outputs | None = None)
                 topics.sessions, key_type=bytes, value_serializer=JSON, partitions=settings.partitions
             ),
         )
-    dlq, finished = outputs.dlq, outputs.sessions
     table = app.Table(
         "sessions",
         key_type=bytes,
@@ -70,72 +69,93 @@ def register(app: faust.App, settings: Settings, outputs: Outputs | None = None)
         partitions=settings.partitions,
         use_partitioner=True,  # a batch spans partitions: place each key by its own hash
     )
-    store = Store(settings.db, settings.lock_timeout)
+    ingest = Ingest(settings, table, Store(settings.db, settings.lock_timeout), outputs)
+    app.agent(source, name="ingest")(ingest.run)
 
-    def lookup(session_id: str) -> SessionStats | None:
-        state = table.get(session_id.encode())
+
+class Ingest:
+    """The ingest agent: fold each batch, write it while folding the next."""
+
+    def __init__(
+        self, settings: Settings, table: TableT[bytes, bytes], store: Store, outputs: Outputs
+    ) -> None:
+        self.settings = settings
+        self.table = table
+        self.store = store
+        self.outputs = outputs
+
+    def lookup(self, session_id: str) -> SessionStats | None:
+        state = self.table.get(session_id.encode())
         return SessionStats.from_dict(codec.loads(state)) if state else None
 
-    async def ingest(events: StreamT[bytes]) -> AsyncIterator[None]:
+    async def run(self, events: StreamT[bytes]) -> AsyncIterator[None]:
         stream = cast(faust.Stream[bytes], events)  # take_events is on Stream, not StreamT
         flushing: asyncio.Future[None] | None = None
+        # A flush is due every sink_interval; sink_batch is a ceiling that a
+        # worker at ~10k records/s does not reach (Faust's take has stalled
+        # here on a full buffer after a restart, so it is kept out of the way).
+        batches = stream.take_events(self.settings.sink_batch, within=self.settings.sink_interval)
         try:
-            # A flush is due every sink_interval; sink_batch is a ceiling that a
-            # worker at ~10k records/s does not reach (Faust's take has stalled
-            # here on a full buffer after a restart, so it is kept out of the way).
-            async for batch in stream.take_events(settings.sink_batch, within=settings.sink_interval):
+            async for batch in batches:
                 for event in batch:
-                    event.message.incref()  # released by _flush once the rows are durable
-                started = time.perf_counter()
-                result = process_records(
-                    [(e.message.value, _origin(e)) for e in batch], lookup, settings.max_record_bytes
-                )
-                for session_id, stats in result.sessions.items():
-                    table[session_id.encode()] = codec.dumps(stats.to_dict())
-                processed = time.perf_counter()
+                    event.message.incref()  # released by flush() once the rows are durable
+                result = self.fold(batch)
+                waited = time.perf_counter()
                 if flushing is not None:
                     await flushing  # one DuckDB write at a time, in batch order
-                log.info(
-                    "batch of %d records, %d events, %d dead letters: processed in %.0f ms, "
-                    "then waited %.0f ms for the previous write",
-                    len(batch),
-                    result.events,
-                    len(result.dead_letters),
-                    (processed - started) * 1000,
-                    (time.perf_counter() - processed) * 1000,
-                )
-                flushing = asyncio.ensure_future(_flush(stream, batch, result))
+                log.info("waited %.0f ms for the previous write", (time.perf_counter() - waited) * 1000)
+                flushing = asyncio.ensure_future(self.flush(stream, batch, result))
                 yield None
         finally:
             if flushing is not None:  # let the last batch commit on a clean stop
                 with contextlib.suppress(asyncio.CancelledError):
                     await flushing
 
-    async def _flush(stream: faust.Stream[bytes], batch: Sequence[EventT[Any]], result: BatchResult) -> None:
+    def fold(self, batch: Sequence[EventT[Any]]) -> BatchResult:
+        """Decode and fold a batch; write the touched sessions back to the table."""
+        started = time.perf_counter()
+        records = [(e.message.value, _origin(e)) for e in batch]
+        result = process_records(records, self.lookup, self.settings.max_record_bytes)
+        for session_id, stats in result.sessions.items():
+            self.table[session_id.encode()] = codec.dumps(stats.to_dict())
+        log.info(
+            "batch of %d records, %d events, %d dead letters folded in %.0f ms",
+            len(batch),
+            result.events,
+            len(result.dead_letters),
+            (time.perf_counter() - started) * 1000,
+        )
+        return result
+
+    async def flush(
+        self, stream: faust.Stream[bytes], batch: Sequence[EventT[Any]], result: BatchResult
+    ) -> None:
         """Make a batch durable and published, then release its records for the commit.
 
-        Runs while the next batch is processed. take_events acknowledges each
+        Runs while the next batch is folded. take_events acknowledges each
         batch when the agent moves on, but every record holds an extra
         reference until here, so no offset is committed before its rows are
         in DuckDB and its dead letters and finished sessions are on Kafka.
         """
-        await write_durably(store, result.sink)
+        await write_durably(self.store, result.sink)
         try:
-            # force=True sends now; without it Faust attaches the message to
-            # the current offset and delivers it only at a later commit.
-            sent = [await dlq.send(value=letter.to_dict(), force=True) for letter in result.dead_letters]
-            sent += [
-                await finished.send(key=s.session_id.encode(), value=s.row(), force=True)
-                for s in result.finalised
-            ]
-            await asyncio.gather(*sent)
+            await self.publish(result)
         except Exception as exc:  # stopping, or Kafka refused: the records will be read again
             log.warning("could not publish a batch's dead letters or sessions (%s); it will be replayed", exc)
             return
         for event in batch:
             await stream.ack(event)
 
-    app.agent(source, name="ingest")(ingest)
+    async def publish(self, result: BatchResult) -> None:
+        # force=True sends now; without it Faust attaches the message to the
+        # current offset and delivers it only at a later commit.
+        dlq, finished = self.outputs.dlq, self.outputs.sessions
+        sent = [await dlq.send(value=letter.to_dict(), force=True) for letter in result.dead_letters]
+        sent += [
+            await finished.send(key=s.session_id.encode(), value=s.row(), force=True)
+            for s in result.finalised
+        ]
+        await asyncio.gather(*sent)
 
 
 def _origin(event: EventT[Any]) -> Origin:
