@@ -56,7 +56,11 @@ class EmbeddedBroker:
         command += ["--storage-engine", "memory://tansu/"]
         output = self._log.open("ab") if self._log else subprocess.DEVNULL
         try:
-            self._process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+            # A session of its own: Ctrl-C in the terminal reaches the worker,
+            # which shuts down cleanly before this broker is stopped under it.
+            self._process = subprocess.Popen(
+                command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
         except OSError as exc:
             raise EmbeddedBrokerError(f"cannot start the embedded broker: {exc}") from exc
         finally:
