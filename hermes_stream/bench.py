@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer
 from hermes_stream import codec
 from hermes_stream.events import Event, validate_event
 from hermes_stream.generator import generate_events
-from hermes_stream.producer import EventProducer
+from hermes_stream.publish import publish_events
 from hermes_stream.settings import Settings
 from hermes_stream.topics import Topics
 from hermes_stream.worker import count_rows, local_pipeline, wait_until
@@ -65,7 +65,7 @@ def _warm_up(settings: Settings, worker: Any) -> int:
     """Wait until the worker has processed one session; return the events that took."""
     _say("starting the worker …")
     warm = list(generate_events(1, seed=0))
-    asyncio.run(_emit(settings, warm))
+    asyncio.run(publish_events(settings, warm))
     wait_until(lambda: count_rows(settings, "SELECT count(*) FROM sessions") >= 1, 120, worker)
     return len(warm)
 
@@ -74,7 +74,8 @@ def _end_to_end(settings: Settings, worker: Any, events: list[Event]) -> dict[st
     target = count_rows(settings, ROWS) + sum(e["type"] in ("api_call", "tool_result") for e in events)
     _say(f"pushing {len(events):,} events through SDK → broker → worker → DuckDB …")
     started = time.perf_counter()
-    emit_seconds = asyncio.run(_emit(settings, events))
+    asyncio.run(publish_events(settings, events))
+    emit_seconds = time.perf_counter() - started
     wait_until(lambda: count_rows(settings, ROWS) >= target, 300, worker, interval=0.2)
     elapsed = time.perf_counter() - started
     return {
@@ -82,16 +83,6 @@ def _end_to_end(settings: Settings, worker: Any, events: list[Event]) -> dict[st
         "e2e_seconds": round(elapsed, 3),
         "e2e_events_per_s": round(len(events) / elapsed),
     }
-
-
-async def _emit(settings: Settings, events: list[Event]) -> float:
-    started = time.perf_counter()
-    async with EventProducer.from_settings(settings) as producer:
-        for event in events:
-            producer.emit(event)
-            await producer.paced()
-        await producer.flush(timeout=120)
-    return time.perf_counter() - started
 
 
 async def _raw_consume(settings: Settings, expected: int) -> float:

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import click
 
-from hermes_stream.events import Event
 from hermes_stream.formats import render
 from hermes_stream.generator import generate_events
-from hermes_stream.producer import EventProducer
+from hermes_stream.publish import publish_events
 from hermes_stream.reports import REPORTS
 from hermes_stream.settings import Settings
 from hermes_stream.store import query
@@ -35,7 +34,7 @@ def run_demo(settings: Settings, sessions: int, seed: int) -> None:
         settings = settings.with_(data_dir=work / "state", spool_dir=work / "spool", partitions=4)
         _say("starting the broker and the worker …")
         with local_pipeline(settings, work) as (live, worker):
-            asyncio.run(_publish(live, events))
+            asyncio.run(publish_events(live, events, Progress("events emitted", len(events)).update))
             _say(f"published {len(events):,} events of {sessions} sessions")
             _say("waiting for DuckDB (a new worker first joins its consumer group: a few seconds) …")
             progress = Progress("sessions in DuckDB", sessions)
@@ -43,17 +42,6 @@ def run_demo(settings: Settings, sessions: int, seed: int) -> None:
             _report(live)
             _say("stopping …")
     _say(f'done. Query it: hermes-stream sql --db {settings.db} "SELECT * FROM sessions LIMIT 5"')
-
-
-async def _publish(settings: Settings, events: list[Event]) -> None:
-    async with EventProducer.from_settings(settings) as producer:
-        progress = Progress("events emitted", len(events))
-        for number, event in enumerate(events, 1):
-            producer.emit(event)
-            await producer.paced()
-            if number % 2000 == 0 or number == len(events):
-                progress.update(number)
-        await producer.flush(timeout=60)
 
 
 class Progress:

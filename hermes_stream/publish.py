@@ -1,4 +1,4 @@
-"""Publishing a JSONL stream of events (``hermes-stream emit``)."""
+"""Publishing many events at once: ``hermes-stream emit``, the demo, the benchmark."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from hermes_stream import codec
+from hermes_stream.events import Event
 from hermes_stream.exceptions import InvalidEvent, JSONError
-from hermes_stream.producer import EventProducer, encode_event
+from hermes_stream.producer import EventProducer, ProducerStats, encode_event
 from hermes_stream.settings import Settings
 
 
@@ -18,6 +19,26 @@ class PublishReport:
     sent: int = 0
     invalid: int = 0
     spooled: int = 0
+
+
+async def publish_events(
+    settings: Settings, events: Iterable[Event], on_progress: Callable[[int], object] | None = None
+) -> ProducerStats:
+    """Emit *events*, pacing on the producer's queue, and wait until Kafka has them.
+
+    *on_progress* gets the number emitted so far, every 2000 events and at the end.
+    """
+    async with EventProducer.from_settings(settings) as producer:
+        count = 0
+        for count, event in enumerate(events, 1):
+            producer.emit(event)
+            await producer.paced()
+            if on_progress and count % 2000 == 0:
+                on_progress(count)
+        if on_progress:
+            on_progress(count)
+        await producer.flush(timeout=120)
+    return producer.stats
 
 
 async def publish_lines(

@@ -18,10 +18,9 @@ from aiokafka import AIOKafkaConsumer
 from hermes_stream import codec
 from hermes_stream.broker import EmbeddedBroker
 from hermes_stream.events import Event
-from hermes_stream.producer import EventProducer
+from hermes_stream.publish import publish_events
 from hermes_stream.settings import Settings
-from hermes_stream.store import query
-from hermes_stream.worker import WorkerProcess, prepare
+from hermes_stream.worker import WorkerProcess, count_rows, prepare
 
 pytestmark = pytest.mark.integration
 
@@ -72,25 +71,15 @@ def worker_factory(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProces
         worker.stop(timeout=15)
 
 
-def publish(settings: Settings, events: Iterable[Event]) -> EventProducer:
+def publish(settings: Settings, events: Iterable[Event]) -> None:
     """Publish *events* through the SDK and wait until Kafka has them all."""
-
-    async def run() -> EventProducer:
-        async with EventProducer.from_settings(settings) as producer:
-            for event in events:
-                assert producer.emit(event)
-                await producer.paced()
-            assert await producer.flush(timeout=30)
-        return producer
-
-    return asyncio.run(run())
+    events = list(events)
+    stats = asyncio.run(publish_events(settings, events))
+    assert stats.rejected == 0
+    assert stats.sent == len(events)
 
 
-def scalar(settings: Settings, sql: str) -> int:
-    if not settings.db.exists():
-        return 0
-    _, rows = query(settings.db, sql, settings.lock_timeout)
-    return int(rows[0][0] or 0)
+scalar = count_rows  # one number from the test's DuckDB file (0 before it exists)
 
 
 def read_topic(bootstrap: str, topic: str, expected: int = 1, timeout: float = 20.0) -> list[bytes]:
