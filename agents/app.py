@@ -30,6 +30,8 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=10,
         broker_heartbeat_interval=2,
         producer_max_request_size=settings.max_record_bytes + 65_536,
+        producer_max_batch_size=settings.max_record_bytes,
+        producer_linger=0.005,
         consumer_max_fetch_size=max(4 * 1_048_576, 2 * settings.max_record_bytes),
         table_standby_replicas=0,
     )

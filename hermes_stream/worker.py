@@ -39,6 +39,10 @@ def run_worker(settings: Settings) -> None:
     prepare(settings)
     app = create_app(settings)
     worker = Worker(app, loglevel=settings.log_level, quiet=True)
+    # Faust's startup spinner lowers the root logger to DEBUG so that it can
+    # spin on every record: aiokafka would then build a log record for every
+    # message it sends, a large share of the worker's time.
+    worker.spinner = None
     worker.execute_from_commandline()
 
 
