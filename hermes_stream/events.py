@@ -6,16 +6,22 @@ contract for non-Python producers; ``tests/unit/test_schemas.py`` keeps the two
 in step.
 
 Events stay plain ``dict`` s end to end: validation checks them in place (a few
-microseconds each) and never copies them.
+microseconds each) and never copies them. The worker first checks a whole
+record with :func:`record_is_valid`, a msgspec decoder built from the same
+models (about a microsecond an event), and looks at each event with
+:func:`validate_event` only when that check fails.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Final, Literal, get_args
+from typing import Annotated, Any, Final, Literal, Union, get_args
+
+import msgspec
 
 from hermes_stream.exceptions import InvalidEvent
 
@@ -180,6 +186,59 @@ def validate_event(obj: object) -> Event:
             "schema_version", f"unsupported version {obj['schema_version']}; expected {SCHEMA_VERSION}"
         )
     return obj
+
+
+def _fast_field_type(field: Field) -> Any:
+    """The msgspec type that accepts no more than :func:`_check` does for *field*."""
+    if field.choices:
+        annotated: Any = Literal[field.choices]
+    elif field.kind == "id":
+        annotated = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+    elif field.kind == "string":
+        annotated = Annotated[str, msgspec.Meta(min_length=1)] if field.required else str
+    elif field.kind == "count":
+        annotated = Annotated[int, msgspec.Meta(ge=0)]
+    elif field.kind == "http_status":
+        annotated = Annotated[int, msgspec.Meta(ge=100, le=599)]
+    elif field.kind in ("amount", "timestamp"):
+        annotated = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
+    elif field.kind == "boolean":
+        annotated = bool
+    else:
+        annotated = dict
+    return annotated if field.required else (annotated | None)
+
+
+def _fast_struct(model: EventModel) -> type[msgspec.Struct]:
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for f in model.fields:
+        if f.name == "type":
+            continue  # the tag
+        if f.name == "schema_version":
+            fields.append((f.name, Literal[SCHEMA_VERSION]))
+        elif f.required:
+            fields.append((f.name, _fast_field_type(f)))
+        else:
+            fields.append((f.name, _fast_field_type(f), None))
+    return msgspec.defstruct(model.type, fields, tag_field="type", tag=model.type, kw_only=True)
+
+
+_FAST_EVENT: Any = Union[tuple(_fast_struct(m) for m in MODELS.values())]  # noqa: UP007
+_FAST_RECORD = msgspec.json.Decoder(Union[list[_FAST_EVENT], _FAST_EVENT])  # noqa: UP007
+
+
+def record_is_valid(data: bytes) -> bool:
+    """True if *data* is one valid event or an array of them (checked in ~1 µs an event).
+
+    The check is strict: what it passes, :func:`validate_event` passes too.
+    A False says only that something in the record needs a closer look (a
+    bad event, or a good one it does not know, like ``3.0`` as a count).
+    """
+    try:
+        _FAST_RECORD.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return False
+    return True
 
 
 def _check(kind: str, value: object) -> str | None:

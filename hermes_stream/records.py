@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hermes_stream import codec
-from hermes_stream.events import Event, validate_event
+from hermes_stream.events import Event, record_is_valid, validate_event
 from hermes_stream.exceptions import InvalidEvent, JSONError
 
 #: Bytes of a bad payload kept in the dead letter (the size is always recorded).
@@ -77,6 +77,8 @@ def decode_record(
         decoded = codec.loads(value)
     except JSONError as exc:
         return [], [dead_letter(origin, None, str(exc), value)]
+    if record_is_valid(value):  # the usual case: no event needs a closer look
+        return (decoded if isinstance(decoded, list) else [decoded]), []
     if isinstance(decoded, dict):
         try:
             return [validate_event(decoded)], []

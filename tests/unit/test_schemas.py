@@ -10,7 +10,16 @@ import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from hermes_stream.events import ENVELOPE, MAX_ID_LENGTH, MODELS, SCHEMA_VERSION, Field, validate_event
+from hermes_stream import codec
+from hermes_stream.events import (
+    ENVELOPE,
+    MAX_ID_LENGTH,
+    MODELS,
+    SCHEMA_VERSION,
+    Field,
+    record_is_valid,
+    validate_event,
+)
 from hermes_stream.exceptions import InvalidEvent
 from hermes_stream.generator import generate_events
 
@@ -211,3 +220,28 @@ def test_bad_events_rejected_by_both(event: Any) -> None:
     assert schema_errors(event, "api_call")
     with pytest.raises(InvalidEvent):
         validate_event(event)
+
+
+def test_the_workers_fast_check_passes_generated_records() -> None:
+    events = list(generate_events(200, seed=12))
+    assert record_is_valid(codec.dumps(events))
+    assert all(record_is_valid(codec.dumps(e)) for e in events)
+
+
+@pytest.mark.parametrize("event", BAD.values(), ids=BAD.keys())
+def test_the_workers_fast_check_rejects_every_bad_event(event: Any) -> None:
+    assert not record_is_valid(codec.dumps(event))
+    assert not record_is_valid(codec.dumps([_api_call(), event]))
+
+
+@pytest.mark.parametrize("event", GOOD.values(), ids=GOOD.keys())
+def test_the_workers_fast_check_passes_nothing_the_validator_rejects(event: Any) -> None:
+    # It may send a good event the slow way (3.0 as a count); never the reverse.
+    if record_is_valid(codec.dumps(event)):
+        assert validate_event(event) is event
+
+
+def test_the_workers_fast_check_rejects_numbers_beyond_a_double() -> None:
+    data = codec.dumps(_api_call()).replace(b'"ts":1767225600.5', b'"ts":1e400')
+    assert b"1e400" in data
+    assert not record_is_valid(data)
