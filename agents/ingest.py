@@ -2,11 +2,12 @@
 
 Run: ``hermes-stream worker`` (one or more, sharing the topic's partitions).
 
-Records are taken in batches; each batch is decoded and folded by
-:func:`hermes_stream.pipeline.process_records` and session states are
-written back to the table once per batch. The batch's rows are then written
-to DuckDB while the next batch is processed (DuckDB works outside the GIL),
-and its offsets are released for the commit only once they are durable.
+Records are taken in batches and folded one by one by
+:class:`hermes_stream.pipeline.Fold`. Whenever the DuckDB writer is idle,
+what has been folded so far is handed over: session states are written back
+to the table and the rows go to DuckDB, written by a child process while
+folding goes on. Offsets are released for the commit only once the rows
+are durable.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ import faust
 from faust.types import EventT, StreamT, TableT
 
 from hermes_stream import codec
-from hermes_stream.pipeline import BatchResult, process_records
+from hermes_stream.pipeline import BatchResult, Fold
 from hermes_stream.records import Origin
 from hermes_stream.sessions import SessionStats
 from hermes_stream.settings import Settings
-from hermes_stream.store import SinkBatch, Store
+from hermes_stream.store import SinkBatch, WriterProcess
 from hermes_stream.topics import Topics
 
 from .codec import NAME as JSON
@@ -69,20 +70,32 @@ def register(app: faust.App, settings: Settings, outputs: Outputs | None = None)
         partitions=settings.partitions,
         use_partitioner=True,  # a batch spans partitions: place each key by its own hash
     )
-    ingest = Ingest(settings, table, Store(settings.db, settings.lock_timeout), outputs)
+    ingest = Ingest(settings, table, WriterProcess(settings.db, settings.lock_timeout), outputs)
     app.agent(source, name="ingest")(ingest.run)
 
 
+#: Events folded between two looks at the DuckDB writer.
+LOOK_EVERY_EVENTS = 2000
+#: Within a batch, once this many events are folded and the writer is idle,
+#: they are handed to it: a backlog is written while it is being folded, and
+#: no write is so small that its fixed cost (open, commit, checkpoint) dominates.
+HAND_OVER_EVENTS = 20000
+
+
 class Ingest:
-    """The ingest agent: fold each batch, write it while folding the next."""
+    """The ingest agent: fold records, write them while folding the next ones."""
 
     def __init__(
-        self, settings: Settings, table: TableT[bytes, bytes], store: Store, outputs: Outputs
+        self, settings: Settings, table: TableT[bytes, bytes], writer: WriterProcess, outputs: Outputs
     ) -> None:
         self.settings = settings
         self.table = table
-        self.store = store
+        self.writer = writer
         self.outputs = outputs
+        self.fold = Fold(self.lookup, settings.max_record_bytes)
+        self._fold_seconds = 0.0
+        self._written: asyncio.Future[None] | None = None  # the DuckDB write in progress
+        self._finished: asyncio.Future[None] | None = None  # ... and its publish and release
 
     def lookup(self, session_id: str) -> SessionStats | None:
         state = self.table.get(session_id.encode())
@@ -90,60 +103,89 @@ class Ingest:
 
     async def run(self, events: StreamT[bytes]) -> AsyncIterator[None]:
         stream = cast(faust.Stream[bytes], events)  # take_events is on Stream, not StreamT
-        flushing: asyncio.Future[None] | None = None
-        # A flush is due every sink_interval; sink_batch is a ceiling that a
+        held: list[EventT[Any]] = []  # folded, not yet handed to the writer
+        # A batch comes every sink_interval; sink_batch is a ceiling that a
         # worker at ~10k records/s does not reach (Faust's take has stalled
         # here on a full buffer after a restart, so it is kept out of the way).
         batches = stream.take_events(self.settings.sink_batch, within=self.settings.sink_interval)
         try:
             async for batch in batches:
+                since_look = 0
                 for event in batch:
-                    event.message.incref()  # released by flush() once the rows are durable
-                result = self.fold(batch)
-                waited = time.perf_counter()
-                if flushing is not None:
-                    await flushing  # one DuckDB write at a time, in batch order
-                log.info("waited %.0f ms for the previous write", (time.perf_counter() - waited) * 1000)
-                flushing = asyncio.ensure_future(self.flush(stream, batch, result))
+                    event.message.incref()  # released by finish() once the rows are durable
+                    held.append(event)
+                    since_look += self._fold(event) or 1
+                    if since_look >= LOOK_EVERY_EVENTS:
+                        since_look = 0
+                        await asyncio.sleep(0)  # lets a finished write be seen, and Kafka be read
+                        idle = self._written is None or self._written.done()
+                        if idle and self.fold.result.events >= HAND_OVER_EVENTS:
+                            self.hand_over(stream, held)
+                            held = []
+                if held:  # the rest of the batch, once the writer is free
+                    waited = time.perf_counter()
+                    if self._written is not None:
+                        await self._written  # one DuckDB write at a time, in order
+                    log.info("waited %.0f ms for the previous write", (time.perf_counter() - waited) * 1000)
+                    self.hand_over(stream, held)
+                    held = []
                 yield None
         finally:
-            if flushing is not None:  # let the last batch commit on a clean stop
+            if self._finished is not None:  # let the last write commit on a clean stop
                 with contextlib.suppress(asyncio.CancelledError):
-                    await flushing
+                    await self._finished
+            self.writer.close()
 
-    def fold(self, batch: Sequence[EventT[Any]]) -> BatchResult:
-        """Decode and fold a batch; write the touched sessions back to the table."""
+    def _fold(self, event: EventT[Any]) -> int:
         started = time.perf_counter()
-        records = [(e.message.value, _origin(e)) for e in batch]
-        result = process_records(records, self.lookup, self.settings.max_record_bytes)
+        message = event.message
+        events = self.fold.add(message.value, Origin(message.topic, message.partition, message.offset))
+        self._fold_seconds += time.perf_counter() - started
+        return events
+
+    def hand_over(self, stream: faust.Stream[bytes], held: list[EventT[Any]]) -> None:
+        """Write the folded session states to the table; start writing the rest to DuckDB."""
+        result = self.fold.take()
         for session_id, stats in result.sessions.items():
             self.table[session_id.encode()] = codec.dumps(stats.to_dict())
         log.info(
-            "batch of %d records, %d events, %d dead letters folded in %.0f ms",
-            len(batch),
+            "%d records, %d events, %d dead letters folded in %.0f ms",
+            result.records,
             result.events,
             len(result.dead_letters),
-            (time.perf_counter() - started) * 1000,
+            self._fold_seconds * 1000,
         )
-        return result
+        self._fold_seconds = 0.0
+        self._written = asyncio.ensure_future(write_durably(self.writer, result.sink))
+        self._finished = asyncio.ensure_future(
+            self.finish(stream, held, result, self._written, self._finished)
+        )
 
-    async def flush(
-        self, stream: faust.Stream[bytes], batch: Sequence[EventT[Any]], result: BatchResult
+    async def finish(
+        self,
+        stream: faust.Stream[bytes],
+        held: Sequence[EventT[Any]],
+        result: BatchResult,
+        written: asyncio.Future[None],
+        previous: asyncio.Future[None] | None,
     ) -> None:
-        """Make a batch durable and published, then release its records for the commit.
+        """Once *result* is durable, publish it and release its records for the commit.
 
-        Runs while the next batch is folded. take_events acknowledges each
+        Runs while the next records are folded. take_events acknowledges each
         batch when the agent moves on, but every record holds an extra
         reference until here, so no offset is committed before its rows are
         in DuckDB and its dead letters and finished sessions are on Kafka.
+        Results are published in the order they were folded.
         """
-        await write_durably(self.store, result.sink)
+        await written
+        if previous is not None:
+            await previous
         try:
             await self.publish(result)
         except Exception as exc:  # stopping, or Kafka refused: the records will be read again
             log.warning("could not publish a batch's dead letters or sessions (%s); it will be replayed", exc)
             return
-        for event in batch:
+        for event in held:
             await stream.ack(event)
 
     async def publish(self, result: BatchResult) -> None:
@@ -158,12 +200,7 @@ class Ingest:
         await asyncio.gather(*sent)
 
 
-def _origin(event: EventT[Any]) -> Origin:
-    message = event.message
-    return Origin(message.topic, message.partition, message.offset)
-
-
-async def write_durably(store: Store, batch: SinkBatch) -> None:
+async def write_durably(writer: WriterProcess, batch: SinkBatch) -> None:
     """Write *batch* to DuckDB, retrying until it lands.
 
     A failure never propagates: the batch's records are only released for
@@ -171,9 +208,16 @@ async def write_durably(store: Store, batch: SinkBatch) -> None:
     Cancelled (the worker stops), the records are simply read again later.
     """
     backoff = 0.1
+    started = time.perf_counter()
     while True:
         try:
-            await asyncio.to_thread(store.write, batch)
+            await writer.write(batch)
+            log.info(
+                "%d events, %d session and dead letter rows written in %.0f ms",
+                batch.event_count,
+                len(batch) - batch.event_count,
+                (time.perf_counter() - started) * 1000,
+            )
             return
         except Exception as exc:  # any failure: the rows must land before the ack
             log.error("DuckDB write failed (%s); retrying in %.1fs", exc, backoff)

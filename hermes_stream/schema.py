@@ -144,6 +144,19 @@ DEAD_LETTERS = Table(
 
 TABLES = (API_CALLS, TOOL_RESULTS, SESSIONS, DEAD_LETTERS)
 
+#: The tables that hold one row per event, by event type. The sink reads their
+#: rows straight from the events' JSON (see ``store.py``).
+EVENT_TABLES = {"api_call": API_CALLS, "tool_result": TOOL_RESULTS}
+
+
+def event_json_columns() -> dict[str, str]:
+    """Columns read from event JSON for every event table, with their staging types."""
+    columns = {"type": "VARCHAR"}
+    for table in EVENT_TABLES.values():
+        for name, sql in table.staging_types().items():
+            assert columns.setdefault(name, sql) == sql, f"{name} has two types"
+    return columns
+
 VIEWS = {
     "daily_stats": """
         SELECT CAST(started_at AS DATE) AS date,

@@ -6,17 +6,33 @@ batch, writes it in one transaction, checkpoints and closes; analysts' reads
 (:func:`reader`) open it read-only for the length of one query. Each side
 retries while the other holds the lock, up to ``lock_timeout`` seconds.
 
-Rows are bulk-loaded through an appender into a staging table, then merged
-with ``INSERT OR IGNORE`` (events never change) or ``INSERT OR REPLACE``
-(sessions do), so replaying a batch after a crash changes nothing.
+Event rows (``api_calls``, ``tool_results``) are read by DuckDB straight from
+the events' JSON, so no Python object is built per event; session and dead
+letter rows are bulk-loaded through an appender. Both go through a staging
+table and are merged with ``INSERT OR IGNORE`` (events never change) or
+``INSERT OR REPLACE`` (sessions do), so replaying a batch after a crash
+changes nothing.
+
+:class:`WriterProcess` runs the writes in a child process. In a thread they
+were ~3x slower while the worker folded records: DuckDB takes the GIL back
+many times during a write, and each time waits for the folding thread's
+switch interval.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
+import multiprocessing
+import os
 import random
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,23 +40,44 @@ from typing import Any, TypeVar
 import duckdb
 
 from hermes_stream.exceptions import StoreBusy, StoreError
-from hermes_stream.schema import TABLES, Table, view_ddl
+from hermes_stream.schema import EVENT_TABLES, TABLES, Table, event_json_columns, view_ddl
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
 
 
+ROW_TABLES = tuple(t for t in TABLES if t not in EVENT_TABLES.values())
+
+
 @dataclass
 class SinkBatch:
-    """Rows bound for each table, written together in one transaction."""
+    """What one write puts in DuckDB, in one transaction.
 
-    rows: dict[str, list[Row]] = field(default_factory=lambda: {t.name: [] for t in TABLES})
+    ``events`` holds valid events as JSON, each item the inside of a JSON
+    array (objects and commas), usually a Kafka record as it arrived; the
+    event tables' rows are read from it. ``rows`` holds the other tables' rows.
+    """
+
+    events: list[bytes] = field(default_factory=list)
+    event_count: int = 0
+    rows: dict[str, list[Row]] = field(default_factory=lambda: {t.name: [] for t in ROW_TABLES})
+    #: Set instead of ``events`` when they wait in a file (one JSON array).
+    events_file: str | None = None
+
+    def add_events(self, array: bytes, count: int) -> None:
+        """Add a JSON array of *count* (at least one) valid events."""
+        self.events.append(array.strip()[1:-1])
+        self.event_count += count
 
     def add(self, table: Table, row: Row) -> None:
         self.rows[table.name].append(row)
 
+    def events_json(self) -> bytes:
+        """Every event of the batch as one JSON array."""
+        return b"[" + b",".join(self.events) + b"]"
+
     def __len__(self) -> int:
-        return sum(len(rows) for rows in self.rows.values())
+        return self.event_count + sum(len(rows) for rows in self.rows.values())
 
 
 def _is_lock_error(exc: duckdb.Error) -> bool:
@@ -66,19 +103,41 @@ def with_lock_retry(open_: Callable[[], T], path: Path, timeout: float) -> T:
                     "is a query or another sink holding it?"
                 ) from exc
         time.sleep(delay * (0.5 + random.random()))
-        delay = min(delay * 2, 0.1)
+        delay = min(delay * 2, 0.025)  # readers wait for a gap between writes: look often
+
+
+#: A writer that holds the file between writes gives it up for this long
+#: before taking it again, so waiting readers (who retry every few ms) get in.
+READERS_GAP = 0.03
+#: A held file is given up once no write has come for this long.
+IDLE_RELEASE = 0.25
 
 
 class Store:
-    """Writes :class:`SinkBatch` es to the DuckDB file at *path*."""
+    """Writes :class:`SinkBatch` es to the DuckDB file at *path*.
 
-    def __init__(self, path: Path, lock_timeout: float = 30.0) -> None:
+    With ``hold=0`` the file is opened and closed (after a ``CHECKPOINT``) for
+    every write. With ``hold > 0``, writes that follow each other closely share
+    one connection for up to *hold* seconds, which saves the open and the
+    checkpoint of each; the file is given up as soon as writes pause for
+    :data:`IDLE_RELEASE` seconds, or after *hold* seconds for :data:`READERS_GAP`.
+    """
+
+    def __init__(self, path: Path, lock_timeout: float = 30.0, hold: float = 0.0) -> None:
         self.path = path
         self.lock_timeout = lock_timeout
+        self.hold = hold
         self._schema_ready = False
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._opened = self._released = 0.0
+        self._mutex = threading.Lock()
+        self._idle: threading.Timer | None = None
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        return with_lock_retry(lambda: duckdb.connect(str(self.path)), self.path, self.lock_timeout)
+        # One DuckDB thread: the write overlaps with folding, which needs a core too.
+        return with_lock_retry(
+            lambda: duckdb.connect(str(self.path), config={"threads": 1}), self.path, self.lock_timeout
+        )
 
     def ensure_schema(self) -> None:
         """Create the tables and views if they are missing."""
@@ -101,21 +160,66 @@ class Store:
         """Write *batch* durably: when this returns, the rows survive a crash."""
         if not len(batch):
             return
+        with self._mutex:
+            if self._idle is not None:
+                self._idle.cancel()
+            con = self._con or self._open()
+            try:
+                _write(con, batch)
+            except duckdb.Error as exc:
+                self._close()
+                raise StoreError(f"writing to {self.path} failed: {exc}") from exc
+            if time.monotonic() - self._opened >= self.hold:
+                self._close()
+            else:
+                self._idle = threading.Timer(IDLE_RELEASE, self.release)
+                self._idle.daemon = True
+                self._idle.start()
+
+    def release(self) -> None:
+        """Checkpoint and close a held file."""
+        with self._mutex:
+            self._close()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        pause = self._released + READERS_GAP - time.monotonic()
+        if self.hold and pause > 0:
+            time.sleep(pause)
         con = self._connect()
+        if not self._schema_ready:
+            self._create_schema(con)
+        self._con, self._opened = con, time.monotonic()
+        return con
+
+    def _close(self) -> None:
+        con, self._con = self._con, None
+        if con is None:
+            return
         try:
-            if not self._schema_ready:
-                self._create_schema(con)
-            con.execute("BEGIN")
-            for table in TABLES:
-                rows = batch.rows[table.name]
-                if rows:
-                    _merge(con, table, rows)
-            con.execute("COMMIT")
-            con.execute("CHECKPOINT")
-        except duckdb.Error as exc:
-            raise StoreError(f"writing to {self.path} failed: {exc}") from exc
+            with contextlib.suppress(duckdb.Error):  # the WAL has the rows: the next open replays it
+                con.execute("CHECKPOINT")
         finally:
             con.close()
+            self._released = time.monotonic()
+
+
+def _write(con: duckdb.DuckDBPyConnection, batch: SinkBatch) -> None:
+    con.execute("BEGIN")
+    try:
+        if batch.events_file:
+            _merge_events(con, batch.events_file)
+        elif batch.events:
+            with _events_file(batch) as path:
+                _merge_events(con, path)
+        for table in ROW_TABLES:
+            rows = batch.rows[table.name]
+            if rows:
+                _merge(con, table, rows)
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise
 
 
 def _merge(con: duckdb.DuckDBPyConnection, table: Table, rows: Sequence[Row]) -> None:
@@ -126,6 +230,92 @@ def _merge(con: duckdb.DuckDBPyConnection, table: Table, rows: Sequence[Row]) ->
         appender.append_rows(rows)
     con.execute(table.insert_from(staging))
     con.execute(f"DROP TABLE {staging}")
+
+
+@contextlib.contextmanager
+def _events_file(batch: SinkBatch) -> Iterator[str]:
+    """The batch's events in a temporary JSON file, for DuckDB's JSON reader."""
+    with tempfile.NamedTemporaryFile(prefix="hermes-sink-", suffix=".json") as file:
+        file.write(batch.events_json())
+        file.flush()
+        yield file.name
+
+
+def _merge_events(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    columns = ", ".join(f"'{name}': '{sql}'" for name, sql in event_json_columns().items())
+    source = path.replace("'", "''")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE staged_events AS SELECT * FROM "
+        f"read_json('{source}', format = 'array', columns = {{{columns}}})"
+    )
+    for kind, table in EVENT_TABLES.items():
+        con.execute(f"{table.insert_from('staged_events')} WHERE type = '{kind}'")
+    con.execute("DROP TABLE staged_events")
+
+
+_CHILD_STORES: dict[tuple[Path, float, float], Store] = {}
+
+
+def _write_in_child(key: tuple[Path, float, float], batch: SinkBatch) -> None:
+    store = _CHILD_STORES.get(key)
+    if store is None:
+        store = _CHILD_STORES[key] = Store(*key)
+    store.write(batch)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In the child: exit when the worker dies (a SIGKILL leaves no one to stop it)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(0)  # an open transaction is simply not committed
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _release_in_child() -> None:
+    for store in _CHILD_STORES.values():
+        store.release()
+
+
+class WriterProcess:
+    """Runs :meth:`Store.write` in a child process, one batch at a time.
+
+    The child starts on the first write and is replaced if it dies. It keeps
+    the file between writes that follow each other closely, for at most
+    *hold* seconds (see :class:`Store`).
+    """
+
+    def __init__(self, path: Path, lock_timeout: float, hold: float = 1.0) -> None:
+        self._key = (path, lock_timeout, hold)
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def write(self, batch: SinkBatch) -> None:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
+        loop = asyncio.get_running_loop()
+        try:
+            # The events go by file: cheaper than pickling them through a pipe.
+            with _events_file(batch) as path:
+                shipped = dataclasses.replace(batch, events=[], events_file=path)
+                await loop.run_in_executor(self._pool, _write_in_child, self._key, shipped)
+        except BrokenProcessPool:
+            self.close()  # the next write starts a new child
+            raise
+
+    def close(self) -> None:
+        """Wait for a write in progress, give up the file, stop the child."""
+        if self._pool is not None:
+            with contextlib.suppress(BrokenProcessPool, RuntimeError):
+                self._pool.submit(_release_in_child).result()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 @contextlib.contextmanager

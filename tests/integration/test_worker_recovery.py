@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hermes_stream.generator import generate_events
@@ -72,10 +73,36 @@ def test_sigkill_mid_stream_ends_identical_to_uninterrupted_run(
     worker = worker_factory(crashed)
     publish(crashed, events[:half])
     wait_for(lambda: scalar(crashed, "SELECT count(*) FROM api_calls") > 0, timeout=60, interval=0.02)
+    writers = children(worker.pid)
+    assert writers, "the worker writes DuckDB from a child process"
     worker.kill()
+    wait_for(lambda: not any(map(alive, writers)), timeout=10)  # the writer does not outlive it
     assert scalar(crashed, "SELECT count(*) FROM api_calls") < row_events
     publish(crashed, events[half:])
     worker_factory(crashed)
     wait_for(all_landed(crashed, 150, row_events), timeout=120)
 
     assert snapshot(crashed) == snapshot(reference)
+
+
+def children(pid: int) -> list[int]:
+    """Processes whose parent is *pid* (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _stat(int(entry.name))[1:2] == [str(pid)]:
+            found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    state = _stat(pid)[:1]
+    return bool(state) and state != ["Z"]
+
+
+def _stat(pid: int) -> list[str]:
+    """State and parent pid of *pid*, or [] once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    return text.rsplit(")", 1)[1].split()[:2]
