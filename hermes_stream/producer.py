@@ -27,8 +27,8 @@ from types import TracebackType
 from typing import Any
 
 from hermes_stream import codec
-from hermes_stream.events import SCHEMA_VERSION, Event, new_event_id, validate_event
-from hermes_stream.exceptions import BrokerUnavailable, InvalidEvent
+from hermes_stream.events import SCHEMA_VERSION, Event, new_event_id, record_is_valid, validate_event
+from hermes_stream.exceptions import BrokerUnavailable, InvalidEvent, JSONError
 from hermes_stream.sender import KafkaSender, Record, Sender, partition_for
 from hermes_stream.settings import Settings
 from hermes_stream.spool import Spool
@@ -57,8 +57,15 @@ def encode_event(event: Event, max_bytes: int) -> tuple[str, bytes]:
     if "event_id" not in event or "ts" not in event or "schema_version" not in event:
         event = {"event_id": new_event_id(), "schema_version": SCHEMA_VERSION, **event}
         event.setdefault("ts", time.time())
-    validate_event(event)
-    data = codec.dumps(event)
+    try:
+        data = codec.dumps(event)
+    except JSONError as exc:
+        validate_event(event)  # names the field, when it is a known one
+        raise InvalidEvent("event", str(exc)) from exc
+    # Checking the encoded bytes is ~2x cheaper than validate_event; orjson
+    # writes NaN and infinities as null, so a null anywhere takes the slow path.
+    if b"null" in data or not record_is_valid(data):
+        validate_event(event)
     if len(data) > max_bytes:
         raise InvalidEvent("event", f"is {len(data)} bytes encoded; the limit is {max_bytes}")
     session_id: str = event["session_id"]

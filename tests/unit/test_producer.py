@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import pytest
 
 from hermes_stream.events import SCHEMA_VERSION, make_event
+from hermes_stream.exceptions import InvalidEvent
 from hermes_stream.producer import MAX_RECORD_EVENTS, EventProducer, build_records, encode_event
 from hermes_stream.sender import MemorySender, Record, Sender, partition_for
 from tests.unit.delivery import delivered as delivered_events
@@ -123,6 +124,8 @@ async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> Non
         pytest.param({**tool_event("s", 0), "duration_ms": -1}, id="negative-number"),
         pytest.param({**tool_event("s", 0), "status": "maybe"}, id="bad-choice"),
         pytest.param({**tool_event("s", 0), "extra": {1, 2}}, id="not-json-encodable"),
+        pytest.param({**tool_event("s", 0), "duration_ms": float("nan")}, id="nan-optional"),
+        pytest.param({**tool_event("s", 0), "ts": float("inf")}, id="inf-required"),
         pytest.param({**tool_event("s", 0), "result": "x" * 5000}, id="oversized"),
         pytest.param(None, id="none"),
         pytest.param(["not", "an", "object"], id="list"),
@@ -225,6 +228,26 @@ async def test_records_never_exceed_max_record_bytes(make_producer: MakeProducer
     assert all(len(record.value) <= 4096 for _, record in sender.records)
     assert len(sender.records) < len(events) / 5  # still batched, not one record per event
     assert seqs_by_session(delivered(sender)) == seqs_by_session(events)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"duration_ms": float("nan")}, "duration_ms"),
+        ({"ts": float("-inf")}, "ts"),
+        ({"duration_ms": object()}, "duration_ms"),
+        ({"status": None}, "status"),
+    ],
+)
+def test_encode_event_names_the_field_orjson_would_have_hidden(change: dict[str, Any], field: str) -> None:
+    # orjson writes NaN as null and refuses objects; the message still names the field.
+    with pytest.raises(InvalidEvent, match=field):
+        encode_event({**tool_event("s", 0), **change}, 1 << 20)
+
+
+def test_encode_event_keeps_what_only_the_full_validator_accepts() -> None:
+    session_id, data = encode_event({**tool_event("s", 0), "http_status": 404.0}, 1 << 20)
+    assert json.loads(data)["http_status"] == 404.0
 
 
 def encoded(session_id: str, seq: int, pad: int = 0) -> tuple[str, bytes]:
