@@ -134,10 +134,7 @@ class Store:
         self._idle: threading.Timer | None = None
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        # One DuckDB thread: the write overlaps with folding, which needs a core too.
-        return with_lock_retry(
-            lambda: duckdb.connect(str(self.path), config={"threads": 1}), self.path, self.lock_timeout
-        )
+        return with_lock_retry(lambda: duckdb.connect(str(self.path)), self.path, self.lock_timeout)
 
     def ensure_schema(self) -> None:
         """Create the tables and views if they are missing."""
