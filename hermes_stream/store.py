@@ -110,7 +110,7 @@ def with_lock_retry(open_: Callable[[], T], path: Path, timeout: float) -> T:
 #: before taking it again, so waiting readers (who retry every few ms) get in.
 READERS_GAP = 0.03
 #: A held file is given up once no write has come for this long.
-IDLE_RELEASE = 0.25
+IDLE_RELEASE = 0.1
 
 
 class Store:
