@@ -1,0 +1,65 @@
+"""The DuckDB writer process on a real file: batches land, readers get in, a dead child is replaced."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from agents.ingest import write_durably
+from hermes_stream import codec
+from hermes_stream.generator import generate_events
+from hermes_stream.pipeline import process_records
+from hermes_stream.records import Origin
+from hermes_stream.store import SinkBatch, Store, WriterProcess, query
+
+ROWS = "SELECT (SELECT count(*) FROM api_calls) + (SELECT count(*) FROM tool_results)"
+
+
+def batch(sessions: int, seed: int, offset: int = 0) -> tuple[SinkBatch, int]:
+    """A sink batch folded from generated events, and how many event rows it holds."""
+    events = list(generate_events(sessions, seed))
+    records = [
+        (codec.dumps(events[i : i + 50]), Origin("t", 0, offset + i)) for i in range(0, len(events), 50)
+    ]
+    rows = sum(e["type"] in ("api_call", "tool_result") for e in events)
+    return process_records(records, lambda _: None, 1 << 20).sink, rows
+
+
+def scalar(path: Path, sql: str) -> int:
+    return int(query(path, sql, lock_timeout=10)[1][0][0])
+
+
+async def test_a_held_file_is_given_up_for_readers(tmp_path: Path) -> None:
+    db = tmp_path / "h.duckdb"
+    Store(db).ensure_schema()
+    writer = WriterProcess(db, lock_timeout=10, hold=60.0)  # held across writes, given up when idle
+    try:
+        first, first_rows = batch(5, seed=1)
+        second, second_rows = batch(5, seed=2, offset=10_000)
+        await writer.write(first)
+        await writer.write(second)
+        assert scalar(db, ROWS) == first_rows + second_rows  # the reader waits for the idle release
+        await writer.write(second)  # a replay changes nothing
+        assert scalar(db, ROWS) == first_rows + second_rows
+    finally:
+        writer.close()
+
+
+async def test_a_killed_writer_child_is_replaced_and_nothing_is_lost(tmp_path: Path) -> None:
+    db = tmp_path / "h.duckdb"
+    Store(db).ensure_schema()
+    writer = WriterProcess(db, lock_timeout=10, hold=0.0)
+    try:
+        first, first_rows = batch(5, seed=3)
+        await writer.write(first)
+        pool = writer._pool
+        assert pool is not None
+        for pid in list(pool._processes):  # type: ignore[attr-defined]
+            os.kill(pid, signal.SIGKILL)
+        second, second_rows = batch(5, seed=4, offset=10_000)
+        await write_durably(writer, second)  # the first try meets the dead child, the retry a new one
+        assert writer._pool is not pool
+        assert scalar(db, ROWS) == first_rows + second_rows
+    finally:
+        writer.close()
