@@ -32,11 +32,18 @@ SCHEMA_VERSION: Final = 1
 Event = dict[str, Any]
 
 #: Value kinds a field can have. ``id`` is a non-empty string of at most
-#: :data:`MAX_ID_LENGTH` characters; ``count`` and ``amount`` are non-negative
-#: and finite; ``timestamp`` is seconds since the epoch (UTC).
+#: :data:`MAX_ID_LENGTH` characters; ``count`` (at most :data:`MAX_COUNT`) and
+#: ``amount`` are non-negative and finite; ``timestamp`` is seconds since the
+#: epoch (UTC), at most :data:`MAX_TIMESTAMP`.
 Kind = Literal["id", "string", "count", "amount", "timestamp", "boolean", "object", "http_status"]
 
 MAX_ID_LENGTH: Final = 256
+#: Largest count accepted (a trillion): far beyond any real token count, and
+#: small enough that no session's sums can overflow DuckDB's BIGINT. Without
+#: a bound, one event with a count past 2**63 failed every write of its batch.
+MAX_COUNT: Final = 10**12
+#: The last second of the year 9999, the last a DuckDB TIMESTAMP holds.
+MAX_TIMESTAMP: Final = 253_402_300_799
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,10 +204,12 @@ def _fast_field_type(field: Field) -> Any:
     elif field.kind == "string":
         annotated = Annotated[str, msgspec.Meta(min_length=1)] if field.required else str
     elif field.kind == "count":
-        annotated = Annotated[int, msgspec.Meta(ge=0)]
+        annotated = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
     elif field.kind == "http_status":
         annotated = Annotated[int, msgspec.Meta(ge=100, le=599)]
-    elif field.kind in ("amount", "timestamp"):
+    elif field.kind == "timestamp":
+        annotated = Annotated[float, msgspec.Meta(ge=0, le=MAX_TIMESTAMP)]
+    elif field.kind == "amount":
         annotated = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
     elif field.kind == "boolean":
         annotated = bool
@@ -256,12 +265,16 @@ def _check(kind: str, value: object) -> str | None:
             return f"must be an integer, got {_json_type(value)}"
         if kind == "http_status" and not 100 <= value <= 599:
             return f"must be an HTTP status between 100 and 599, got {value!r}"
+        if value > MAX_COUNT:
+            return f"must be at most {MAX_COUNT:_}, got {value!r}"
         return None if value >= 0 else f"must not be negative, got {value!r}"
     if kind == "amount" or kind == "timestamp":
         if type(value) is not int and type(value) is not float:
             return f"must be a number, got {_json_type(value)}"
         if not math.isfinite(value):
             return f"must be a finite number, got {value!r}"
+        if kind == "timestamp" and value > MAX_TIMESTAMP:
+            return f"must be seconds since the epoch before the year 10000, got {value!r}"
         return None if value >= 0 else f"must not be negative, got {value!r}"
     if kind == "boolean":
         return None if type(value) is bool else f"must be true or false, got {_json_type(value)}"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from agents.ingest import write_durably
 from hermes_stream import codec
+from hermes_stream.events import MAX_COUNT, MAX_TIMESTAMP, make_event
 from hermes_stream.generator import generate_events
 from hermes_stream.pipeline import process_records
 from hermes_stream.records import Origin
@@ -63,3 +64,20 @@ async def test_a_killed_writer_child_is_replaced_and_nothing_is_lost(tmp_path: P
         assert scalar(db, ROWS) == first_rows + second_rows
     finally:
         writer.close()
+
+
+def test_the_largest_valid_values_fit_the_tables(tmp_path: Path) -> None:
+    # A value the validator passes but DuckDB cannot hold would fail every
+    # write of its batch, forever: the bounds of the contract must fit.
+    event = make_event(
+        "api_call", "s", model="m", provider="p", input_tokens=MAX_COUNT, output_tokens=MAX_COUNT, status="ok"
+    )
+    event["ts"] = MAX_TIMESTAMP
+    end = make_event("session_end", "s", end_reason="completed", message_count=MAX_COUNT)
+    end["ts"] = MAX_TIMESTAMP
+    result = process_records([(codec.dumps([event, end]), Origin("t", 0, 0))], lambda _: None, 1 << 20)
+    assert result.dead_letters == []
+    store = Store(tmp_path / "h.duckdb")
+    store.write(result.sink)
+    assert scalar(store.path, "SELECT total_tokens FROM sessions") == 2 * MAX_COUNT
+    assert scalar(store.path, "SELECT year(max(ts)) FROM api_calls") == 9999

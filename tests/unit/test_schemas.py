@@ -13,7 +13,9 @@ from referencing import Registry, Resource
 from hermes_stream import codec
 from hermes_stream.events import (
     ENVELOPE,
+    MAX_COUNT,
     MAX_ID_LENGTH,
+    MAX_TIMESTAMP,
     MODELS,
     SCHEMA_VERSION,
     Field,
@@ -48,9 +50,9 @@ def expected_property(f: Field) -> Schema:
     by_kind: dict[str, Schema] = {
         "id": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH},
         "string": {"type": "string", **({"minLength": 1} if f.required else {})},
-        "count": {"type": "integer", "minimum": 0},
+        "count": {"type": "integer", "minimum": 0, "maximum": MAX_COUNT},
         "amount": {"type": "number", "minimum": 0},
-        "timestamp": {"type": "number", "minimum": 0},
+        "timestamp": {"type": "number", "minimum": 0, "maximum": MAX_TIMESTAMP},
         "boolean": {"type": "boolean"},
         "object": {"type": "object"},
         "http_status": {"type": "integer", "minimum": 100, "maximum": 599},
@@ -185,6 +187,8 @@ GOOD = {
     "http_status bounds": _api_call(http_status=599),
     "empty optional string": _api_call(finish_reason=""),
     "id at the length limit": _api_call(session_id="s" * MAX_ID_LENGTH),
+    "largest count": _api_call(input_tokens=MAX_COUNT),
+    "last second of year 9999": _api_call(ts=MAX_TIMESTAMP),
 }
 
 BAD = {
@@ -206,6 +210,9 @@ BAD = {
     "http_status 600": _api_call(http_status=600),
     "http_status 99.0": _api_call(http_status=99.0),
     "non-object": ["api_call"],
+    "count past the maximum": _api_call(input_tokens=MAX_COUNT + 1),
+    "count past 2**63": _api_call(output_tokens=2**63 + 5),
+    "ts past year 9999": _api_call(ts=MAX_TIMESTAMP + 1),
 }
 
 
