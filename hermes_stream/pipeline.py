@@ -6,8 +6,8 @@ once, see ``sessions.py``) and collects the rows for DuckDB and the dead
 letters; valid events go to the sink as JSON, mostly the record's own
 bytes. :meth:`Fold.take` hands everything collected so far over as one
 :class:`BatchResult`: the rows, the updated session states to write back to
-the table, and the sessions that ended or changed after ending (published to
-``hermes.sessions``). The Faust agent around it stays thin.
+the table, and the sessions that ended, changed after ending, or were met
+again in a replayed record (published to ``hermes.sessions``). The Faust agent around it stays thin.
 """
 
 from __future__ import annotations
@@ -61,7 +61,11 @@ class Fold:
         for session_id, session_events in _by_session(events).items():
             stats = sessions.get(session_id) or self.lookup(session_id) or SessionStats(session_id)
             sessions[session_id] = stats
-            if stats.apply_record(session_events, origin.partition, origin.offset) and stats.ended:
+            # A replayed record (after a crash) finds its session already folded,
+            # but maybe never published: an ended session goes out again.
+            replayed = stats.has_applied(origin.partition, origin.offset)
+            changed = stats.apply_record(session_events, origin.partition, origin.offset)
+            if stats.ended and (changed or replayed):
                 self._changed_after_end[session_id] = stats
         self._add_events(value, events, clean=not dead)
         return len(events)

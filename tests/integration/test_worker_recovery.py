@@ -6,12 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hermes_stream import codec
 from hermes_stream.generator import generate_events
 from hermes_stream.settings import Settings
 from hermes_stream.store import query
+from hermes_stream.topics import Topics
 from hermes_stream.worker import WorkerProcess
 from tests.conftest import wait_for
-from tests.integration.conftest import publish, scalar
+from tests.integration.conftest import publish, read_topic, scalar
 
 SESSION_COLUMNS = (
     "session_id, status, events, api_calls, api_errors, tool_calls, tool_errors, skill_invocations, "
@@ -83,6 +85,13 @@ def test_sigkill_mid_stream_ends_identical_to_uninterrupted_run(
     wait_for(all_landed(crashed, 150, row_events), timeout=120)
 
     assert snapshot(crashed) == snapshot(reference)
+    # hermes.sessions is at least once: every ended session is on it, even those
+    # whose publish the kill cut short (a replay publishes them again).
+    assert crashed.broker is not None
+    finished = read_topic(crashed.broker, Topics(crashed.topic_prefix).sessions, expected=150)
+    assert {codec.loads(value)["session_id"] for value in finished} == {
+        row[0] for row in query(crashed.db, "SELECT session_id FROM sessions")[1]
+    }
 
 
 def children(pid: int) -> list[int]:
