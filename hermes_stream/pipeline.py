@@ -7,7 +7,8 @@ letters; valid events go to the sink as JSON, mostly the record's own
 bytes. :meth:`Fold.take` hands everything collected so far over as one
 :class:`BatchResult`: the rows, the updated session states to write back to
 the table, and the sessions that ended, changed after ending, or were met
-again in a replayed record (published to ``hermes.sessions``). The Faust agent around it stays thin.
+again in a replayed record (published to ``hermes.sessions``). The Faust
+agent around it stays thin.
 """
 
 from __future__ import annotations
@@ -85,10 +86,6 @@ class Fold:
             self.result.sink.add_events(value, len(events))  # the record as it came
         elif fresh:
             self.result.sink.add_events(codec.dumps(fresh), len(fresh))
-
-    def __len__(self) -> int:
-        """Records folded in since the last :meth:`take`."""
-        return self.result.records
 
     def take(self) -> BatchResult:
         """Everything folded in since the last take, with one row per touched session."""

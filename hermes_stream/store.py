@@ -1,10 +1,12 @@
-"""The DuckDB store: one writer that holds the file only while it flushes.
+"""The DuckDB store: one writer that holds the file only while it writes.
 
 DuckDB lets one process open a database file read-write, and while it does no
-other process can open it even read-only. So the sink opens the file for each
-batch, writes it in one transaction, checkpoints and closes; analysts' reads
-(:func:`reader`) open it read-only for the length of one query. Each side
-retries while the other holds the lock, up to ``lock_timeout`` seconds.
+other process can open it even read-only. So the sink opens the file for a
+write (or keeps it across writes that follow closely, see :class:`Store`),
+writes in one transaction, and checkpoints and closes it once writes pause;
+analysts' reads (:func:`reader`) open it read-only for the length of one
+query. Each side retries while the other holds the lock, up to
+``lock_timeout`` seconds.
 
 Event rows (``api_calls``, ``tool_results``) are read by DuckDB straight from
 the events' JSON, so no Python object is built per event; session and dead
