@@ -12,7 +12,7 @@ NAME = "hermes-json"
 
 
 class HermesJSON(codecs.Codec):
-    """orjson with the options in :mod:`hermes_stream.codec`."""
+    """The encoder and decoder of :mod:`hermes_stream.codec`."""
 
     def _dumps(self, obj: Any) -> bytes:
         return codec.dumps(obj)

@@ -9,7 +9,7 @@
     └── StoreError           the DuckDB store failed
         └── StoreBusy        the DuckDB file stayed locked by another process
 
-Errors from aiokafka, duckdb and orjson are translated at the boundary with
+Errors from aiokafka, duckdb, orjson and msgspec are translated at the boundary with
 ``raise … from exc`` so callers only ever catch these.
 """
 
