@@ -12,8 +12,9 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from hermes_stream.settings import Settings
+from hermes_stream.store import WriterProcess
 
-from . import codec, ingest
+from . import alert_sink, codec, ingest
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -44,7 +45,9 @@ def create_app(settings: Settings) -> faust.App:
     # delivering records until it drains, one message at a time. Each write to
     # DuckDB updates a table key per touched session, often thousands at once.
     app.producer.buffer.max_messages = CHANGELOG_BUFFER
-    ingest.register(app, settings)
+    writer = WriterProcess(settings.db, settings.lock_timeout)  # one DuckDB writer for both sinks
+    ingest.register(app, settings, writer)
+    alert_sink.register(app, settings, writer)
     return app
 
 

@@ -1,13 +1,18 @@
-"""Ingest: ``hermes.events`` → sessions table → DuckDB; bad input → ``hermes.dlq``.
+"""Ingest: ``hermes.events`` → sessions table → DuckDB, and the error and alert topics.
 
 Run: ``hermes-stream worker`` (one or more, sharing the topic's partitions).
 
-Records are taken in batches and folded one by one by
-:class:`hermes_stream.pipeline.Fold`. Whenever the DuckDB writer is idle,
-what has been folded so far is handed over: session states are written back
-to the table and the rows go to DuckDB, written by a child process while
-folding goes on. Offsets are released for the commit only once the rows
-are durable.
+Records are folded one by one as they arrive, by
+:class:`hermes_stream.pipeline.Fold`. Each failed call's error record goes
+to ``hermes.errors.<category>`` at once, and so does each alert the rules
+raise (to ``hermes.alerts``), so that they are out within a fraction of a
+second. Whenever the DuckDB writer is idle, and at least every
+``sink_interval``, what has been folded is handed over: session states are
+written back to the table and the rows go to DuckDB, written by a child
+process while folding goes on. Offsets are released for the commit only
+once the rows are durable; finished sessions (``hermes.sessions``), dead
+letters (``hermes.dlq``) and sessions over budget (``hermes.alerts``) are
+published then.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -37,16 +42,23 @@ log = logging.getLogger(__name__)
 
 _MAX_BACKOFF = 5.0
 
+#: Sends (topic, key, value) and returns the delivery future.
+Publish = Callable[[str, bytes, bytes], Awaitable[Any]]
+
 
 @dataclass(frozen=True)
 class Outputs:
-    """Where the agent publishes: topics in production, channels in agent tests."""
+    """Where the agent publishes: topics in production, channels and a list in agent tests."""
 
     dlq: faust.types.ChannelT[Any]
     sessions: faust.types.ChannelT[Any]
+    #: Error records and alerts, straight to the producer (several thousand a second at peak).
+    publish: Publish
 
 
-def register(app: faust.App, settings: Settings, outputs: Outputs | None = None) -> None:
+def register(
+    app: faust.App, settings: Settings, writer: WriterProcess, outputs: Outputs | None = None
+) -> None:
     """Declare the ingest topics, the sessions table and the agent on *app*."""
     topics = Topics(settings.topic_prefix)
     source = app.topic(
@@ -62,6 +74,7 @@ def register(app: faust.App, settings: Settings, outputs: Outputs | None = None)
             sessions=app.topic(
                 topics.sessions, key_type=bytes, value_serializer=JSON, partitions=settings.partitions
             ),
+            publish=_producer_publish(app),
         )
     table = app.Table(
         "sessions",
@@ -70,20 +83,42 @@ def register(app: faust.App, settings: Settings, outputs: Outputs | None = None)
         partitions=settings.partitions,
         use_partitioner=True,  # a batch spans partitions: place each key by its own hash
     )
-    ingest = Ingest(settings, table, WriterProcess(settings.db, settings.lock_timeout), outputs)
+    ingest = Ingest(settings, table, writer, outputs)
     app.agent(source, name="ingest")(ingest.run)
+
+
+def _producer_publish(app: faust.App) -> Publish:
+    """Send through Faust's producer, without the per-message cost of ``Topic.send``.
+
+    Faust flushes the producer before it commits an offset, so what a record
+    produced is delivered before the record counts as processed.
+    """
+
+    async def publish(topic: str, key: bytes, value: bytes) -> Any:
+        delivery = cast(asyncio.Future[Any], await app.producer.send(topic, key, value, None, None, None))
+        delivery.add_done_callback(_log_failure)
+        return delivery
+
+    return publish
+
+
+def _log_failure(delivery: asyncio.Future[Any]) -> None:
+    if not delivery.cancelled() and delivery.exception() is not None:
+        log.error("could not publish an error record or alert: %s", delivery.exception())
 
 
 #: Events folded between two looks at the DuckDB writer.
 LOOK_EVERY_EVENTS = 2000
-#: Within a batch, once this many events are folded and the writer is idle,
-#: they are handed to it: a backlog is written while it is being folded, and
-#: no write is so small that its fixed cost (open, commit, checkpoint) dominates.
+#: Once this many events are folded and the writer is idle, they are handed
+#: to it: a backlog is written while it is being folded, and no write is so
+#: small that its fixed cost (open, commit, checkpoint) dominates.
 HAND_OVER_EVENTS = 20000
+#: Past this many folded events, folding waits for the writer (bounds memory).
+MAX_FOLDED_EVENTS = 200_000
 
 
 class Ingest:
-    """The ingest agent: fold records, write them while folding the next ones."""
+    """The ingest agent: fold records, publish errors and alerts, write while folding on."""
 
     def __init__(
         self, settings: Settings, table: TableT[bytes, bytes], writer: WriterProcess, outputs: Outputs
@@ -92,8 +127,11 @@ class Ingest:
         self.table = table
         self.writer = writer
         self.outputs = outputs
-        self.fold = Fold(self.lookup, settings.max_record_bytes)
+        self.topics = Topics(settings.topic_prefix)
+        self.fold = Fold(self.lookup, settings.max_record_bytes, settings.alert_config())
         self._fold_seconds = 0.0
+        self._held: list[EventT[Any]] = []  # folded, not yet handed to the writer
+        self._handed_at = time.monotonic()
         self._written: asyncio.Future[None] | None = None  # the DuckDB write in progress
         self._finished: asyncio.Future[None] | None = None  # ... and its publish and release
 
@@ -101,40 +139,43 @@ class Ingest:
         state = self.table.get(session_id.encode())
         return SessionStats.from_dict(codec.loads(state)) if state else None
 
-    async def run(self, events: StreamT[bytes]) -> AsyncIterator[None]:
-        stream = cast(faust.Stream[bytes], events)  # take_events is on Stream, not StreamT
-        held: list[EventT[Any]] = []  # folded, not yet handed to the writer
-        # A batch comes every sink_interval; sink_batch is a ceiling that a
-        # worker at ~10k records/s does not reach (Faust's take has stalled
-        # here on a full buffer after a restart, so it is kept out of the way).
-        batches = stream.take_events(self.settings.sink_batch, within=self.settings.sink_interval)
+    @property
+    def writer_idle(self) -> bool:
+        return self._written is None or self._written.done()
+
+    async def run(self, events: StreamT[bytes]) -> None:
+        stream = cast(faust.Stream[bytes], events)
+        ticker = asyncio.ensure_future(self._tick(stream))
+        since_look = 0
         try:
-            async for batch in batches:
-                since_look = 0
-                for event in batch:
-                    event.message.incref()  # released by finish() once the rows are durable
-                    held.append(event)
-                    since_look += self._fold(event) or 1
-                    if since_look >= LOOK_EVERY_EVENTS:
-                        since_look = 0
-                        await asyncio.sleep(0)  # lets a finished write be seen, and Kafka be read
-                        idle = self._written is None or self._written.done()
-                        if idle and self.fold.result.events >= HAND_OVER_EVENTS:
-                            self.hand_over(stream, held)
-                            held = []
-                if held:  # the rest of the batch, once the writer is free
-                    waited = time.perf_counter()
-                    if self._written is not None:
-                        await self._written  # one DuckDB write at a time, in order
-                    log.info("waited %.0f ms for the previous write", (time.perf_counter() - waited) * 1000)
-                    self.hand_over(stream, held)
-                    held = []
-                yield None
+            async for event in stream.events():
+                event.message.incref()  # released by finish() once the rows are durable
+                self._held.append(event)
+                since_look += self._fold(event) or 1
+                await self._publish_now()
+                if since_look >= LOOK_EVERY_EVENTS:
+                    since_look = 0
+                    await asyncio.sleep(0)  # lets a finished write be seen, and Kafka be read
+                    folded = self.fold.result.events
+                    if folded >= MAX_FOLDED_EVENTS and self._written is not None:
+                        await self._written
+                    if self.writer_idle and folded >= HAND_OVER_EVENTS:
+                        self.hand_over(stream)
         finally:
+            ticker.cancel()
             if self._finished is not None:  # let the last write commit on a clean stop
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._finished
             self.writer.close()
+
+    async def _tick(self, stream: faust.Stream[bytes]) -> None:
+        """Hand over what waits once ``sink_interval`` has passed, when records stop coming."""
+        interval = self.settings.sink_interval
+        while True:
+            await asyncio.sleep(max(interval / 2, 0.005))
+            due = time.monotonic() - self._handed_at >= interval
+            if self._held and due and self.writer_idle:
+                self.hand_over(stream)
 
     def _fold(self, event: EventT[Any]) -> int:
         started = time.perf_counter()
@@ -143,8 +184,20 @@ class Ingest:
         self._fold_seconds += time.perf_counter() - started
         return events
 
-    def hand_over(self, stream: faust.Stream[bytes], held: list[EventT[Any]]) -> None:
+    async def _publish_now(self) -> None:
+        """Send the error records and alerts of the record just folded."""
+        errors, alerts = self.fold.take_outbox()
+        publish = self.outputs.publish
+        for record in errors:
+            topic = self.topics.errors(record["category"])
+            await publish(topic, record["session_id"].encode(), codec.dumps(record))
+        for alert in alerts:
+            await publish(self.topics.alerts, alert.subject.encode(), codec.dumps(alert.to_dict()))
+
+    def hand_over(self, stream: faust.Stream[bytes]) -> None:
         """Write the folded session states to the table; start writing the rest to DuckDB."""
+        held, self._held = self._held, []
+        self._handed_at = time.monotonic()
         result = self.fold.take()
         for session_id, stats in result.sessions.items():
             self.table[session_id.encode()] = codec.dumps(stats.to_dict())
@@ -171,11 +224,11 @@ class Ingest:
     ) -> None:
         """Once *result* is durable, publish it and release its records for the commit.
 
-        Runs while the next records are folded. take_events acknowledges each
-        batch when the agent moves on, but every record holds an extra
-        reference until here, so no offset is committed before its rows are
-        in DuckDB and its dead letters and finished sessions are on Kafka.
-        Results are published in the order they were folded.
+        Runs while the next records are folded. Faust acknowledges each record
+        when the agent moves on, but every record holds an extra reference
+        until here, so no offset is committed before its rows are in DuckDB
+        and its dead letters, finished sessions and budget alerts are on
+        Kafka. Results are published in the order they were folded.
         """
         await written
         if previous is not None:
@@ -197,6 +250,9 @@ class Ingest:
             await finished.send(key=s.session_id.encode(), value=s.row(), force=True)
             for s in result.finalised
         ]
+        for alert in result.alerts:
+            value = codec.dumps(alert.to_dict())
+            sent.append(await self.outputs.publish(self.topics.alerts, alert.subject.encode(), value))
         await asyncio.gather(*sent)
 
 

@@ -2,24 +2,29 @@
 
 A :class:`Fold` takes records one at a time: it decodes and validates every
 event, folds each session's events into its :class:`SessionStats` (exactly
-once, see ``sessions.py``) and collects the rows for DuckDB and the dead
-letters; valid events go to the sink as JSON, mostly the record's own
-bytes. :meth:`Fold.take` hands everything collected so far over as one
-:class:`BatchResult`: the rows, the updated session states to write back to
-the table, and the sessions that ended, changed after ending, or were met
-again in a replayed record (published to ``hermes.sessions``). The Faust
-agent around it stays thin.
+once, see ``sessions.py``) and collects the rows for DuckDB (an ``errors``
+row per failed call, see ``error_records.py``) and the dead letters; valid
+events go to the sink as JSON, mostly the record's own bytes (re-encoded
+when a secret was redacted from a message). :meth:`Fold.take` hands
+everything collected so far over as one :class:`BatchResult`: the rows, the
+updated session states to write back to the table, the sessions that ended,
+changed after ending, or were met again in a replayed record (published to
+``hermes.sessions``), and the ``session_budget`` alerts of sessions whose
+cost passed the budget. The Faust agent around it stays thin.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from hermes_stream import codec
+from hermes_stream.alerts import Alert, AlertConfig, AlertRules, budget_alert
+from hermes_stream.error_records import error_record, is_error, redact_event
 from hermes_stream.events import Event
 from hermes_stream.records import DeadLetter, Origin, decode_record
-from hermes_stream.schema import DEAD_LETTERS, SESSIONS
+from hermes_stream.schema import DEAD_LETTERS, ERRORS, SESSIONS
 from hermes_stream.sessions import SessionStats
 from hermes_stream.store import SinkBatch
 
@@ -34,6 +39,7 @@ class BatchResult:
     sessions: dict[str, SessionStats] = field(default_factory=dict)
     finalised: list[SessionStats] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
     events: int = 0
     records: int = 0
 
@@ -41,9 +47,13 @@ class BatchResult:
 class Fold:
     """Folds records in as they come; :meth:`take` returns what they produced."""
 
-    def __init__(self, lookup: Lookup, max_bytes: int) -> None:
+    def __init__(self, lookup: Lookup, max_bytes: int, alerts: AlertConfig | None = None) -> None:
         self.lookup = lookup
         self.max_bytes = max_bytes
+        self.alerts = alerts or AlertConfig()
+        self.rules = AlertRules(self.alerts)
+        self._errors_out: list[dict[str, Any]] = []
+        self._alerts_out: list[Alert] = []
         self._start()
 
     def _start(self) -> None:
@@ -56,6 +66,7 @@ class Fold:
         result = self.result
         events, dead = decode_record(value, origin, self.max_bytes)
         result.dead_letters.extend(dead)
+        redacted = self._add_errors(events)
         result.events += len(events)
         result.records += 1
         sessions = result.sessions
@@ -68,8 +79,30 @@ class Fold:
             changed = stats.apply_record(session_events, origin.partition, origin.offset)
             if stats.ended and (changed or replayed):
                 self._changed_after_end[session_id] = stats
-        self._add_events(value, events, clean=not dead)
+        self._add_events(value, events, clean=not dead and not redacted)
         return len(events)
+
+    def _add_errors(self, events: list[Event]) -> bool:
+        """Redact messages, classify failed calls, run the alert rules; True if a message changed."""
+        redacted = False
+        sink = self.result.sink
+        for event in events:
+            if "error_message" in event:
+                redacted |= redact_event(event)
+            record = None
+            if is_error(event):
+                record = error_record(event)
+                sink.add(ERRORS, ERRORS.row(record))
+                self._errors_out.append(record)
+            if event["type"] == "api_call":
+                self._alerts_out += self.rules.observe(event, record)
+        return redacted
+
+    def take_outbox(self) -> tuple[list[dict[str, Any]], list[Alert]]:
+        """The error records and alerts of the records added since the last call, to publish now."""
+        out = self._errors_out, self._alerts_out
+        self._errors_out, self._alerts_out = [], []
+        return out
 
     def _add_events(self, value: bytes | None, events: list[Event], clean: bool) -> None:
         """Queue the record's events for the sink, each event id once per take."""
@@ -94,16 +127,24 @@ class Fold:
             result.sink.add(DEAD_LETTERS, DEAD_LETTERS.row(letter.to_dict()))
         for stats in result.sessions.values():
             result.sink.add(SESSIONS, SESSIONS.row(stats.row()))
+            if not stats.budget_alerted and stats.last_event_at is not None:
+                alert = budget_alert(stats.session_id, stats.cost_usd, stats.last_event_at, self.alerts)
+                if alert is not None:
+                    stats.budget_alerted = True
+                    result.alerts.append(alert)
         result.finalised = list(self._changed_after_end.values())
         self._start()
         return result
 
 
 def process_records(
-    records: Iterable[tuple[bytes | None, Origin]], lookup: Lookup, max_bytes: int
+    records: Iterable[tuple[bytes | None, Origin]],
+    lookup: Lookup,
+    max_bytes: int,
+    alerts: AlertConfig | None = None,
 ) -> BatchResult:
-    """Turn records into rows, session updates and dead letters."""
-    fold = Fold(lookup, max_bytes)
+    """Turn records into rows, session updates, dead letters and budget alerts."""
+    fold = Fold(lookup, max_bytes, alerts)
     for value, origin in records:
         fold.add(value, origin)
     return fold.take()

@@ -37,6 +37,14 @@ class Table:
         )
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n)"
 
+    def added_columns(self) -> list[str]:
+        """Statements that add columns a file made by an older version lacks (new columns come last)."""
+        return [
+            f"ALTER TABLE {self.name} ADD COLUMN IF NOT EXISTS {name} {sql}"
+            for name, sql in self.columns
+            if name != self.key
+        ]
+
     def staging_types(self) -> dict[str, str]:
         """Column types of the staging table: timestamps arrive as epoch seconds."""
         return {name: "DOUBLE" if sql == "TIMESTAMP" else sql for name, sql in self.columns}
@@ -49,6 +57,10 @@ class Table:
         verb = "INSERT OR REPLACE INTO" if self.replace else "INSERT OR IGNORE INTO"
         return f"{verb} {self.name} SELECT {select} FROM {staging}"
 
+
+#: Columns of the event tables filled from the event's error classification
+#: (the ``errors`` row of the same event_id), not from the event itself.
+ERROR_COLUMNS = (("error_category", "VARCHAR"), ("error_reason", "VARCHAR"))
 
 API_CALLS = Table(
     "api_calls",
@@ -73,6 +85,7 @@ API_CALLS = Table(
         ("cost_usd", "DOUBLE"),
         ("context_window", "BIGINT"),
         ("finish_reason", "VARCHAR"),
+        *ERROR_COLUMNS,
     ),
 )
 
@@ -90,6 +103,7 @@ TOOL_RESULTS = Table(
         ("duration_ms", "DOUBLE"),
         ("http_status", "INTEGER"),
         ("error_message", "VARCHAR"),
+        *ERROR_COLUMNS,
     ),
 )
 
@@ -142,7 +156,43 @@ DEAD_LETTERS = Table(
     ),
 )
 
-TABLES = (API_CALLS, TOOL_RESULTS, SESSIONS, DEAD_LETTERS)
+ERRORS = Table(
+    "errors",
+    "event_id",
+    (
+        ("event_id", "VARCHAR"),
+        ("session_id", "VARCHAR"),
+        ("ts", "TIMESTAMP"),
+        ("kind", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("reason", "VARCHAR"),
+        ("should_retry", "BOOLEAN"),
+        ("max_retries", "INTEGER"),
+        ("backoff_seconds", "DOUBLE"),
+        ("http_status", "INTEGER"),
+        ("error_type", "VARCHAR"),
+        ("model", "VARCHAR"),
+        ("provider", "VARCHAR"),
+        ("tool_name", "VARCHAR"),
+        ("message", "VARCHAR"),
+    ),
+)
+
+ALERTS = Table(
+    "alerts",
+    "alert_id",
+    (
+        ("alert_id", "VARCHAR"),
+        ("ts", "TIMESTAMP"),
+        ("rule", "VARCHAR"),
+        ("severity", "VARCHAR"),
+        ("subject", "VARCHAR"),
+        ("message", "VARCHAR"),
+        ("evidence", "JSON"),
+    ),
+)
+
+TABLES = (API_CALLS, TOOL_RESULTS, SESSIONS, DEAD_LETTERS, ERRORS, ALERTS)
 
 #: The tables that hold one row per event, by event type. The sink reads their
 #: rows straight from the events' JSON (see ``store.py``).
@@ -152,10 +202,13 @@ EVENT_TABLES = {"api_call": API_CALLS, "tool_result": TOOL_RESULTS}
 def event_json_columns() -> dict[str, str]:
     """Columns read from event JSON for every event table, with their staging types."""
     columns = {"type": "VARCHAR"}
+    derived = dict(ERROR_COLUMNS)
     for table in EVENT_TABLES.values():
         for name, sql in table.staging_types().items():
-            assert columns.setdefault(name, sql) == sql, f"{name} has two types"
+            if name not in derived:
+                assert columns.setdefault(name, sql) == sql, f"{name} has two types"
     return columns
+
 
 VIEWS = {
     "daily_stats": """

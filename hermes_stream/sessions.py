@@ -53,6 +53,7 @@ class SessionStats:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     reported_cost_usd: float = 0.0
+    budget_alerted: bool = False
     applied_partition: int = -1
     applied_offset: int = -1
     recent_ids: list[str] = field(default_factory=list)
@@ -60,6 +61,10 @@ class SessionStats:
     @property
     def ended(self) -> bool:
         return self.ended_at is not None
+
+    @property
+    def cost_usd(self) -> float:
+        return self.reported_cost_usd
 
     @property
     def total_tokens(self) -> int:
@@ -177,7 +182,7 @@ class SessionStats:
             "cache_write_tokens": self.cache_write_tokens,
             "reasoning_tokens": self.reasoning_tokens,
             "total_tokens": self.total_tokens,
-            "cost_usd": self.reported_cost_usd or None,
+            "cost_usd": self.cost_usd or None,
         }
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from hermes_stream.alerts import RULES, AlertConfig
 from hermes_stream.exceptions import ConfigError
 
 PREFIX = "HERMES_STREAM_"
@@ -51,14 +52,35 @@ class Settings:
     max_record_bytes: int = 1_048_576
     """``HERMES_STREAM_MAX_RECORD_BYTES``: largest Kafka record accepted (and built)."""
 
-    sink_batch: int = 10_000
-    """``HERMES_STREAM_SINK_BATCH``: most Kafka records the worker writes in one DuckDB flush."""
-
     sink_interval: float = 0.2
     """``HERMES_STREAM_SINK_INTERVAL``: longest wait, in seconds, before a partial batch is flushed."""
 
     lock_timeout: float = 30.0
     """``HERMES_STREAM_LOCK_TIMEOUT``: seconds to retry while another process holds the DuckDB file."""
+
+    alert_rules: str = "permanent_failure,error_rate,context_window,session_budget"
+    """``HERMES_STREAM_ALERT_RULES``: the alert rules that are on, comma-separated (``none``: no alerts)."""
+
+    alert_dedupe_seconds: float = 900.0
+    """``HERMES_STREAM_ALERT_DEDUPE_SECONDS``: an alert on the same subject is not repeated within this."""
+
+    alert_window_seconds: float = 300.0
+    """``HERMES_STREAM_ALERT_WINDOW_SECONDS``: the tumbling window of the error-rate rule."""
+
+    alert_error_rate: float = 0.5
+    """``HERMES_STREAM_ALERT_ERROR_RATE``: share of failed API calls in a window that alerts."""
+
+    alert_min_calls: int = 20
+    """``HERMES_STREAM_ALERT_MIN_CALLS``: API calls a window needs before its error rate counts."""
+
+    alert_context_min_tokens: int = 64_000
+    """``HERMES_STREAM_ALERT_CONTEXT_MIN_TOKENS``: smallest context window fit for cron sessions."""
+
+    alert_context_fill: float = 0.9
+    """``HERMES_STREAM_ALERT_CONTEXT_FILL``: share of the context window a cron call may fill."""
+
+    session_budget_usd: float = 10.0
+    """``HERMES_STREAM_SESSION_BUDGET_USD``: a session costing more raises an alert (0: never)."""
 
     log_level: str = "WARNING"
     """``HERMES_STREAM_LOG_LEVEL``: DEBUG, INFO, WARNING or ERROR."""
@@ -77,7 +99,7 @@ class Settings:
 
     def checked(self) -> Settings:
         """Return self, or raise :class:`ConfigError` naming the bad setting."""
-        positive = ("partitions", "queue_size", "max_record_bytes", "sink_batch")
+        positive = ("partitions", "queue_size", "max_record_bytes")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{PREFIX}{name.upper()} must be at least 1")
@@ -86,7 +108,39 @@ class Settings:
                 raise ConfigError(f"{PREFIX}{name.upper()} must not be negative")
         if not self.topic_prefix:
             raise ConfigError(f"{PREFIX}TOPIC_PREFIX must not be empty")
+        unknown = set(self.enabled_alert_rules) - set(RULES)
+        if unknown:
+            raise ConfigError(
+                f"{PREFIX}ALERT_RULES names unknown rules {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(RULES)}"
+            )
+        for name in ("alert_error_rate", "alert_context_fill"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ConfigError(f"{PREFIX}{name.upper()} must be above 0 and at most 1")
+        for name in ("alert_dedupe_seconds", "alert_window_seconds", "alert_min_calls"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{PREFIX}{name.upper()} must be positive")
+        for name in ("alert_context_min_tokens", "session_budget_usd"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{PREFIX}{name.upper()} must not be negative")
         return self
+
+    @property
+    def enabled_alert_rules(self) -> frozenset[str]:
+        return frozenset(r.strip() for r in self.alert_rules.split(",") if r.strip() not in ("", "none"))
+
+    def alert_config(self) -> AlertConfig:
+        """The alert rules' thresholds."""
+        return AlertConfig(
+            rules=self.enabled_alert_rules,
+            dedupe_seconds=self.alert_dedupe_seconds,
+            window_seconds=self.alert_window_seconds,
+            error_rate=self.alert_error_rate,
+            min_calls=self.alert_min_calls,
+            context_min_tokens=self.alert_context_min_tokens,
+            context_fill=self.alert_context_fill,
+            session_budget_usd=self.session_budget_usd,
+        )
 
     def to_env(self) -> dict[str, str]:
         """The environment variables that rebuild these settings in a child process."""

@@ -10,10 +10,12 @@ query. Each side retries while the other holds the lock, up to
 
 Event rows (``api_calls``, ``tool_results``) are read by DuckDB straight from
 the events' JSON, so no Python object is built per event; session and dead
-letter rows are bulk-loaded through an appender. Both go through a staging
-table and are merged with ``INSERT OR IGNORE`` (events never change) or
-``INSERT OR REPLACE`` (sessions do), so replaying a batch after a crash
-changes nothing.
+letter, error and alert rows are bulk-loaded through an appender. Both go
+through a staging table and are merged with ``INSERT OR IGNORE`` (events,
+errors and alerts never change) or ``INSERT OR REPLACE`` (sessions do), so
+replaying a batch after a crash changes nothing. An event row takes its
+``error_category`` and ``error_reason`` from the error row of the same
+``event_id``, written in the same batch.
 
 :class:`WriterProcess` runs the writes in a child process. In a thread they
 were ~3x slower while the worker folded records: DuckDB takes the GIL back
@@ -42,7 +44,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from hermes_stream.exceptions import StoreBusy, StoreError
-from hermes_stream.schema import EVENT_TABLES, TABLES, Table, event_json_columns, view_ddl
+from hermes_stream.schema import ERRORS, EVENT_TABLES, TABLES, Table, event_json_columns, view_ddl
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -151,6 +153,8 @@ class Store:
     def _create_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         for table in TABLES:
             con.execute(table.ddl())
+            for statement in table.added_columns():
+                con.execute(statement)
         for statement in view_ddl():
             con.execute(statement)
         self._schema_ready = True
@@ -205,15 +209,18 @@ class Store:
 def _write(con: duckdb.DuckDBPyConnection, batch: SinkBatch) -> None:
     con.execute("BEGIN")
     try:
+        # Every row table is staged first: the event tables join staged errors.
+        staged = [t for t in ROW_TABLES if t is ERRORS or batch.rows[t.name]]
+        for table in staged:
+            _stage(con, table, batch.rows[table.name])
         if batch.events_file:
             _merge_events(con, batch.events_file)
         elif batch.events:
             with _events_file(batch) as path:
                 _merge_events(con, path)
-        for table in ROW_TABLES:
-            rows = batch.rows[table.name]
-            if rows:
-                _merge(con, table, rows)
+        for table in staged:
+            con.execute(table.insert_from(f"staged_{table.name}"))
+            con.execute(f"DROP TABLE staged_{table.name}")
         con.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(duckdb.Error):
@@ -221,14 +228,13 @@ def _write(con: duckdb.DuckDBPyConnection, batch: SinkBatch) -> None:
         raise
 
 
-def _merge(con: duckdb.DuckDBPyConnection, table: Table, rows: Sequence[Row]) -> None:
+def _stage(con: duckdb.DuckDBPyConnection, table: Table, rows: Sequence[Row]) -> None:
     staging = f"staged_{table.name}"
     cols = ", ".join(f"{name} {sql}" for name, sql in table.staging_types().items())
     con.execute(f"CREATE OR REPLACE TEMP TABLE {staging} ({cols})")
-    with con.appender(staging) as appender:
-        appender.append_rows(rows)
-    con.execute(table.insert_from(staging))
-    con.execute(f"DROP TABLE {staging}")
+    if rows:
+        with con.appender(staging) as appender:
+            appender.append_rows(rows)
 
 
 @contextlib.contextmanager
@@ -247,8 +253,13 @@ def _merge_events(con: duckdb.DuckDBPyConnection, path: str) -> None:
         "CREATE OR REPLACE TEMP TABLE staged_events AS SELECT * FROM "
         f"read_json('{source}', format = 'array', columns = {{{columns}}})"
     )
+    # The error columns come from the batch's classified errors (staged_errors).
+    joined = (
+        "staged_events LEFT JOIN (SELECT event_id, category AS error_category, "
+        f"reason AS error_reason FROM staged_{ERRORS.name}) USING (event_id)"
+    )
     for kind, table in EVENT_TABLES.items():
-        con.execute(f"{table.insert_from('staged_events')} WHERE type = '{kind}'")
+        con.execute(f"{table.insert_from(joined)} WHERE type = '{kind}'")
     con.execute("DROP TABLE staged_events")
 
 

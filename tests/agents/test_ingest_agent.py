@@ -16,7 +16,7 @@ from agents import ingest
 from hermes_stream import codec
 from hermes_stream.events import make_event
 from hermes_stream.settings import Settings
-from hermes_stream.store import query
+from hermes_stream.store import WriterProcess, query
 
 
 @pytest.fixture
@@ -43,9 +43,16 @@ async def app(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
         thread_loop.close()
 
 
+class Sent(list[tuple[str, bytes, Any]]):
+    """The in-memory publish seam: (topic, key, decoded value) in order."""
+
+    async def __call__(self, topic: str, key: bytes, value: bytes) -> None:
+        self.append((topic, key, codec.loads(value)))
+
+
 @pytest.fixture
 async def outputs(app: faust.App) -> ingest.Outputs:
-    return ingest.Outputs(dlq=app.channel(), sessions=app.channel())
+    return ingest.Outputs(dlq=app.channel(), sessions=app.channel(), publish=Sent())
 
 
 def subscribe(channel: faust.types.ChannelT[Any]) -> faust.types.ChannelT[Any]:
@@ -81,7 +88,7 @@ def drain(channel: faust.types.ChannelT[Any]) -> list[Any]:
 
 
 async def test_records_become_rows_sessions_and_dead_letters(app, settings, outputs) -> None:
-    ingest.register(app, settings, outputs)
+    ingest.register(app, settings, WriterProcess(settings.db, settings.lock_timeout), outputs)
     dlq, sessions = subscribe(outputs.dlq), subscribe(outputs.sessions)
     async with app.agents["ingest"].test_context() as agent:
         events = [
@@ -91,11 +98,77 @@ async def test_records_become_rows_sessions_and_dead_letters(app, settings, outp
         ]
         await agent.put(codec.dumps(events))
         await agent.put(b"not json")
+        await eventually(lambda: session_rows(settings) == [("ended", 2, 30)])
         await agent.put(codec.dumps(api_call("s1", 5)))  # after the end: updates the same row
         await eventually(lambda: session_rows(settings) == [("ended", 3, 35)])
+        # Published once durable, which the rows becoming visible may precede.
+        await eventually(lambda: dlq.queue.qsize() == 1 and sessions.queue.qsize() == 2)
     _, dead = query(settings.db, "SELECT reason FROM dead_letters")
     assert len(dead) == 1 and "not valid JSON" in dead[0][0]
     letters = drain(dlq)
     assert [letter["reason"] for letter in letters] == [dead[0][0]]
     published = drain(sessions)
     assert [s["api_calls"] for s in published] == [2, 3]  # at the end, then the late update
+
+
+def call(session: str, **fields: Any) -> dict[str, Any]:
+    base = {"model": "claude-sonnet-4", "provider": "anthropic", "input_tokens": 10, "output_tokens": 1}
+    return make_event("api_call", session, **(base | {"status": "ok"} | fields))
+
+
+async def test_each_failed_call_goes_to_the_topic_of_its_category_at_once(app, settings, outputs) -> None:
+    ingest.register(app, settings, WriterProcess(settings.db, settings.lock_timeout), outputs)
+    sent = outputs.publish
+    secret = "sk-ant-api03-" + "Zx9" * 20
+    async with app.agents["ingest"].test_context() as agent:
+        await agent.put(
+            codec.dumps(
+                [
+                    call("s1"),
+                    call("s1", status="error", http_status=529, error_type="overloaded_error"),
+                    call("s1", status="error", http_status=401, error_message=f"invalid x-api-key {secret}"),
+                    make_event(
+                        "tool_result", "s1", tool_name="terminal", status="error", error_message="exit 1"
+                    ),
+                ]
+            )
+        )
+        await agent.put(b"not json")  # a dead letter; the agent goes on
+        await agent.put(codec.dumps(call("s2", status="error", http_status=500)))
+        await eventually(lambda: len(sent) == 5)  # before any DuckDB write is waited for
+        await eventually(lambda: settings.db.exists() and query(settings.db, "FROM errors")[1] != [])
+        await eventually(lambda: query(settings.db, "SELECT count(*) FROM errors")[1] == [(4,)])
+    records = [(topic, key, value) for topic, key, value in sent if topic.startswith("hermes.errors.")]
+    assert [(t, k, v["kind"], v["reason"]) for t, k, v in records] == [
+        ("hermes.errors.retryable", b"s1", "api", "overloaded"),
+        ("hermes.errors.permanent", b"s1", "api", "auth"),
+        ("hermes.errors.unknown", b"s1", "tool", "unknown"),
+        ("hermes.errors.retryable", b"s2", "api", "server_error"),
+    ]
+    assert set(records[0][2]) == {
+        "event_id", "session_id", "ts", "kind", "category", "reason", "should_retry", "max_retries",
+        "backoff_seconds", "http_status", "error_type", "model", "provider", "tool_name", "message",
+    }  # fmt: skip
+    alerts = [value for topic, _, value in sent if topic == "hermes.alerts"]
+    assert [(a["rule"], a["subject"]) for a in alerts] == [("permanent_failure", "anthropic/claude-sonnet-4")]
+    # Nothing of the key reached a topic or a table.
+    assert all(secret not in str(value) for _, _, value in sent)
+    _, stored = query(
+        settings.db,
+        "SELECT a.error_message, a.error_category, a.error_reason, e.message "
+        "FROM api_calls a JOIN errors e USING (event_id) WHERE a.http_status = 401",
+    )
+    assert stored == [("invalid x-api-key [REDACTED]", "permanent", "auth", "invalid x-api-key [REDACTED]")]
+
+
+async def test_a_session_over_budget_is_alerted_once_it_is_durable(app, settings, outputs) -> None:
+    settings = settings.with_(session_budget_usd=1.0)
+    ingest.register(app, settings, WriterProcess(settings.db, settings.lock_timeout), outputs)
+    async with app.agents["ingest"].test_context() as agent:
+        await agent.put(codec.dumps([call("s1", cost_usd=0.7), call("s1", cost_usd=0.7)]))
+        await agent.put(codec.dumps(call("s1", cost_usd=0.7)))
+        await eventually(lambda: any(topic == "hermes.alerts" for topic, _, _ in outputs.publish))
+    alerts = [value for topic, _, value in outputs.publish if topic == "hermes.alerts"]
+    assert [(a["rule"], a["subject"], a["evidence"]["budget_usd"]) for a in alerts] == [
+        ("session_budget", "s1", 1.0)
+    ]

@@ -6,10 +6,11 @@ from itertools import count
 from typing import Any
 
 from hermes_stream import codec
+from hermes_stream.alerts import AlertConfig
 from hermes_stream.events import make_event
 from hermes_stream.pipeline import BatchResult, process_records
 from hermes_stream.records import Origin
-from hermes_stream.schema import API_CALLS, EVENT_TABLES, SESSIONS, TABLES, TOOL_RESULTS, Table
+from hermes_stream.schema import API_CALLS, ERRORS, EVENT_TABLES, SESSIONS, TABLES, TOOL_RESULTS, Table
 from hermes_stream.sessions import SessionStats
 
 T0 = 1_767_225_600.0
@@ -92,6 +93,8 @@ def test_rows_land_in_each_table() -> None:
         "tool_results": 2,
         "sessions": 2,
         "dead_letters": 1,
+        "errors": 2,
+        "alerts": 0,  # alerts reach DuckDB from their topic (the alert sink)
     }
     assert {r["session_id"]: r["api_errors"] for r in rows(result, SESSIONS)} == {"s1": 0, "s2": 1}
     assert [r["http_status"] for r in rows(result, API_CALLS)] == [None, 529]
@@ -164,3 +167,55 @@ def test_a_batch_spanning_partitions_keeps_each_partitions_offsets_apart() -> No
     first = process(records(api_call("a"), partition=0) + records(api_call("b"), partition=1))
     assert (first.sessions["a"].api_calls, first.sessions["b"].api_calls) == (1, 1)
     assert (first.sessions["b"].applied_partition, first.sessions["b"].applied_offset) == (1, 0)
+
+
+# errors, redaction and budget alerts
+
+
+def test_each_failed_call_gets_an_errors_row_with_its_classification() -> None:
+    result = process(
+        records(
+            [
+                api_call("s1", status="error", http_status=429, error_type="insufficient_quota"),
+                api_call("s1", status="error", http_status=529, error_message="Overloaded"),
+                tool_result(
+                    "s1", status="error", http_status=404, error_message="HTTP 404 fetching https://x.test/a"
+                ),
+                api_call("s1"),
+            ]
+        )
+    )
+    found = [(r["kind"], r["category"], r["reason"], r["should_retry"]) for r in rows(result, ERRORS)]
+    assert found == [
+        ("api", "permanent", "billing_quota", False),
+        ("api", "retryable", "overloaded", True),
+        ("tool", "permanent", "not_found", False),
+    ]
+
+
+def test_a_secret_in_a_message_is_redacted_in_the_event_rows_and_the_error_row() -> None:
+    key = "sk-proj-" + "a1B2c3D4" * 5
+    failed = api_call(
+        "s1", status="error", http_status=401, error_message=f"Incorrect API key provided: {key}"
+    )
+    result = process(records([failed, api_call("s1")]))
+
+    assert key.encode() not in result.sink.events_json()  # re-encoded, not the record as it came
+    (error,) = rows(result, ERRORS)
+    assert key not in error["message"] and "[REDACTED]" in error["message"]
+    assert error["reason"] == "auth"
+
+
+def test_a_session_over_budget_raises_one_alert_however_often_it_is_touched_again() -> None:
+    config = AlertConfig(session_budget_usd=1.0)
+    first = process_records(records([api_call("s1", cost_usd=0.6)]), {}.get, LIMIT, config)
+    assert first.alerts == []
+    states = persisted(first)
+    second = process_records(
+        records([api_call("s1", cost_usd=0.6)], first_offset=1), states.get, LIMIT, config
+    )
+    assert [(a.rule, a.subject) for a in second.alerts] == [("session_budget", "s1")]
+    third = process_records(
+        records([api_call("s1", cost_usd=0.6)], first_offset=2), persisted(second).get, LIMIT, config
+    )
+    assert third.alerts == []
