@@ -13,12 +13,14 @@ import datetime as dt
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, get_args
 
 import click
 
 from hermes_stream import codec
+from hermes_stream.alerts import RULES
 from hermes_stream.broker import EmbeddedBroker, broker_for
+from hermes_stream.classify import Category
 from hermes_stream.exceptions import HermesStreamError
 from hermes_stream.formats import FORMATS, Format, render
 from hermes_stream.settings import Settings
@@ -152,16 +154,116 @@ def sql(statement: str, fmt: Format, db: Path | None) -> None:
 
 
 @cli.command()
-@click.argument("name", type=click.Choice(["daily", "models", "summary"]))
+@click.argument("name", type=click.Choice(["daily", "models", "summary", "errors"]))
+@click.option(
+    "--days",
+    metavar="N",
+    type=click.IntRange(min=1),
+    default=None,
+    help="errors only: the last N days, by the error's time (UTC) [default: 7].",
+)
 @FORMAT_OPTION
 @DB_OPTION
-def report(name: str, fmt: Format, db: Path | None) -> None:
-    """Print a canned report: daily (per UTC day), models (per provider/model), summary."""
-    from hermes_stream.reports import REPORTS
+def report(name: str, days: int | None, fmt: Format, db: Path | None) -> None:
+    """Print a canned report: daily (per UTC day), models (per provider/model), summary, errors.
 
+    errors: failed calls of the last --days days by category, reason, kind
+    (api or tool), provider and model (tool name for tool calls), with their
+    count, share of those errors, distinct sessions and last time seen. Older
+    data (such as the 2026-01-01 workload of `generate`) needs a larger --days.
+    """
+    from hermes_stream.reports import ERRORS_DAYS, REPORTS, errors_report
+
+    if days is not None and name != "errors":
+        raise click.BadOptionUsage("days", f"--days applies to the errors report only, not {name}")
+    statement = errors_report(ERRORS_DAYS if days is None else days) if name == "errors" else REPORTS[name]
     settings = _settings()
-    columns, rows = query(db or settings.db, REPORTS[name], settings.lock_timeout)
+    columns, rows = query(db or settings.db, statement, settings.lock_timeout)
     click.echo(render(columns, rows, fmt))
+
+
+@cli.group()
+def alerts() -> None:
+    """Follow the error records and alerts the worker publishes."""
+
+
+@alerts.command("tail")
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    type=click.Choice(get_args(Category)),
+    help="Follow the error topic of this category (repeatable).",
+)
+@click.option(
+    "--rule", "rules", multiple=True, type=click.Choice(RULES), help="Show alerts of this rule (repeatable)."
+)
+@click.option(
+    "--webhook",
+    metavar="URL",
+    default=None,
+    help="Also POST each record shown, as JSON with a Slack-compatible `text` (its line).",
+)
+@click.option("--from-beginning", is_flag=True, help="Start at the oldest records kept, not at new ones.")
+@click.option(
+    "--max",
+    "max_records",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Stop after N records shown.",
+)
+def alerts_tail(
+    categories: tuple[str, ...],
+    rules: tuple[str, ...],
+    webhook: str | None,
+    from_beginning: bool,
+    max_records: int | None,
+) -> None:
+    """Print error records and alerts as they arrive, one line each, until Ctrl-C.
+
+    \b
+    What is followed:
+      no --category, no --rule   every error topic and the alert topic
+      --category only            those error topics, no alerts
+      --rule only                alerts of those rules, no error records
+      both                       those error topics and alerts of those rules
+
+    \b
+    Lines (UTC times; - for a field the record lacks):
+      2026-01-01T00:00:05Z ERROR permanent/auth api anthropic/claude-sonnet-4 http=401 s=sess_1: …
+      2026-01-01T00:00:09Z ERROR retryable/timeout tool web_search s=sess_2: …
+      2026-01-01T00:00:05Z ALERT critical permanent_failure anthropic/claude-sonnet-4: …
+
+    A message that is not a JSON object is reported on stderr and skipped. A
+    webhook is tried up to 3 times (connection errors, timeouts, 429, 5xx);
+    if it still fails, that is reported on stderr and tailing goes on.
+    Nothing is committed: tailing never disturbs the worker.
+    """
+    from hermes_stream.alerts_tail import Selection, Webhook, run_tail
+
+    selection = Selection.of(categories, rules)
+    hook = Webhook(webhook, _warn) if webhook is not None else None
+    with broker_for(_settings()) as settings:
+        if not _settings().broker:
+            click.echo(f"no HERMES_STREAM_BROKER: embedded broker at {settings.broker}", err=True)
+        tailing = run_tail(
+            settings,
+            selection,
+            hook,
+            output=click.echo,
+            warn=_warn,
+            from_beginning=from_beginning,
+            max_records=max_records,
+        )
+        try:
+            asyncio.run(tailing)
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how tailing ends
+
+
+def _warn(text: str) -> None:
+    click.echo(text, err=True)
 
 
 @cli.command()
@@ -188,11 +290,18 @@ def demo(sessions: int, seed: int, db: Path) -> None:
     "--sessions", type=click.IntRange(min=1), default=10_000, show_default=True, help="Sessions to push."
 )
 @click.option("--seed", type=int, default=11, show_default=True)
-def bench(sessions: int, seed: int) -> None:
-    """Measure validation cost and end-to-end throughput; the last line is JSON."""
+@click.option(
+    "--load",
+    type=click.IntRange(min=0),
+    default=5000,
+    show_default=True,
+    help="Background events/s while error latency is timed.",
+)
+def bench(sessions: int, seed: int, load: int) -> None:
+    """Measure validation cost, end-to-end throughput and error latency; the last line is JSON."""
     from hermes_stream.bench import run_bench
 
-    figures = run_bench(_settings(), sessions, seed)
+    figures = run_bench(_settings(), sessions, seed, load)
     click.echo(codec.dumps(figures).decode())
 
 

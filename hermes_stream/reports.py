@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hermes_stream.exceptions import ConfigError
+
 REPORTS: dict[str, str] = {
     "daily": """
         SELECT date, sessions, api_calls, api_errors, total_tokens, total_cost_usd,
@@ -27,3 +29,26 @@ REPORTS: dict[str, str] = {
                (SELECT count(*) FROM dead_letters) AS dead_letters
     """,
 }
+
+#: Days the ``errors`` report looks back by default.
+ERRORS_DAYS = 7
+
+#: Failed calls by category, reason, provider and model (tool name for tool calls);
+#: ``{days}`` is filled by :func:`errors_report`.
+_ERRORS = """
+    SELECT category, reason, kind, provider, model, tool_name,
+           count(*) AS errors,
+           round(count(*) / sum(count(*)) OVER (), 4) AS share,
+           count(DISTINCT session_id) AS sessions,
+           max(ts) AS last_seen
+    FROM errors
+    WHERE ts >= (now() AT TIME ZONE 'UTC') - INTERVAL ({days}) DAY
+    GROUP BY ALL ORDER BY errors DESC, last_seen DESC, category, reason, provider, model, tool_name
+"""
+
+
+def errors_report(days: int = ERRORS_DAYS) -> str:
+    """The ``errors`` report over the last *days* days (by ``ts``, UTC); *share* is of those errors."""
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ConfigError(f"the errors report needs a whole number of days of at least 1, not {days!r}")
+    return _ERRORS.format(days=days)
