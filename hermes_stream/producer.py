@@ -29,6 +29,7 @@ from typing import Any
 from hermes_stream import codec
 from hermes_stream.events import SCHEMA_VERSION, Event, new_event_id, record_is_valid, validate_event
 from hermes_stream.exceptions import BrokerUnavailable, InvalidEvent, JSONError
+from hermes_stream.redact import redact
 from hermes_stream.sender import KafkaSender, Record, Sender, partition_for
 from hermes_stream.settings import Settings
 from hermes_stream.spool import Spool
@@ -51,12 +52,15 @@ class ProducerStats:
 
 
 def encode_event(event: Event, max_bytes: int) -> tuple[str, bytes]:
-    """Fill the envelope defaults, validate and encode; return (session_id, JSON bytes)."""
+    """Fill the envelope defaults, redact secrets, validate and encode; return (session_id, JSON bytes)."""
     if not isinstance(event, dict):  # a list or None must be rejected, not crash the filling below
         validate_event(event)
     if "event_id" not in event or "ts" not in event or "schema_version" not in event:
         event = {"event_id": new_event_id(), "schema_version": SCHEMA_VERSION, **event}
         event.setdefault("ts", time.time())
+    message = event.get("error_message")
+    if isinstance(message, str) and (cleaned := redact(message)) != message:
+        event = {**event, "error_message": cleaned}  # no secret leaves the agent
     try:
         data = codec.dumps(event)
     except JSONError as exc:

@@ -250,6 +250,14 @@ def test_encode_event_keeps_what_only_the_full_validator_accepts() -> None:
     assert json.loads(data)["http_status"] == 404.0
 
 
+def test_encode_event_redacts_secrets_from_the_message_and_leaves_the_caller_s_event_alone() -> None:
+    key = "sk-ant-api03-" + "q7W" * 20
+    event = {**tool_event("s", 0), "status": "error", "error_message": f"401 with x-api-key {key}"}
+    _, data = encode_event(event, 1 << 20)
+    assert json.loads(data)["error_message"] == "401 with x-api-key [REDACTED]"
+    assert key in event["error_message"]  # a copy was redacted, not the caller's dict
+
+
 def encoded(session_id: str, seq: int, pad: int = 0) -> tuple[str, bytes]:
     """An encoded event; a fixed ts and 4-digit seq make every one the same size."""
     event = tool_event(session_id, 1000 + seq, result="x" * pad, ts=1_767_225_600.5)
