@@ -8,6 +8,10 @@
    holds every row. ``e2e_events_per_s`` = events / that time.
 3. Raw consume: a plain aiokafka consumer reads and decodes the same records
    in the same run, the ceiling the pipeline is compared with (``ratio``).
+4. Error latency: with a background load of ``--load`` events/s going
+   through the SDK, failed API calls are emitted now and then; the time from
+   each one's ``emit()`` to its record on ``hermes.errors.*`` is measured by a
+   consumer in the same process (``error_latency_p50_ms`` / ``_p99_ms``).
 
 Progress goes to stderr; the caller prints the figures as one JSON line.
 """
@@ -15,9 +19,10 @@ Progress goes to stderr; the caller prints the figures as one JSON line.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +30,9 @@ import click
 from aiokafka import AIOKafkaConsumer
 
 from hermes_stream import codec
-from hermes_stream.events import Event, record_is_valid, validate_event
+from hermes_stream.events import Event, make_event, record_is_valid, validate_event
 from hermes_stream.generator import generate_events
+from hermes_stream.producer import EventProducer
 from hermes_stream.publish import publish_events
 from hermes_stream.settings import Settings
 from hermes_stream.topics import Topics
@@ -35,7 +41,7 @@ from hermes_stream.worker import count_rows, local_pipeline, wait_until
 ROWS = "SELECT (SELECT count(*) FROM api_calls) + (SELECT count(*) FROM tool_results)"
 
 
-def run_bench(settings: Settings, sessions: int, seed: int) -> dict[str, Any]:
+def run_bench(settings: Settings, sessions: int, seed: int, load: int = 5000) -> dict[str, Any]:
     events = list(generate_events(sessions, seed))
     figures: dict[str, Any] = {"events": len(events), "sessions": sessions}
     figures["validate_us_per_event"] = round(_validation_cost(events), 3)
@@ -50,6 +56,7 @@ def run_bench(settings: Settings, sessions: int, seed: int) -> dict[str, Any]:
             figures.update(_end_to_end(live, worker, events))
             in_topic = warm + len(events)
             figures["raw_consume_events_per_s"] = round(asyncio.run(_raw_consume(live, in_topic)))
+            figures.update(asyncio.run(error_latency(live, load)))
     figures["ratio"] = round(figures["e2e_events_per_s"] / figures["raw_consume_events_per_s"], 4)
     return figures
 
@@ -126,6 +133,98 @@ async def _raw_consume(settings: Settings, expected: int) -> float:
         return count / (last - started)
     finally:
         await consumer.stop()
+
+
+#: How long the latency phase runs, and how often a failed call is emitted in it.
+LATENCY_SECONDS = 10.0
+PROBE_INTERVAL = 0.05
+
+
+async def error_latency(settings: Settings, load: int, seconds: float = LATENCY_SECONDS) -> dict[str, Any]:
+    """p50/p99 milliseconds from emitting a failed call to its record on an error topic."""
+    _say(f"timing failed calls to hermes.errors.* over {seconds:.0f} s, with {load:,} events/s around them …")
+    topics = Topics(settings.topic_prefix)
+    consumer = AIOKafkaConsumer(
+        *(topics.errors(c) for c in ("retryable", "permanent", "unknown")),
+        bootstrap_servers=settings.broker,
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=5,
+    )
+    await consumer.start()
+    try:
+        await _assigned(consumer)
+        emitted: dict[str, float] = {}
+        arrived: dict[str, float] = {}
+        reader = asyncio.create_task(_read_errors(consumer, arrived))
+        sessions = max(100, int(load * seconds / 15))  # ~22 events a session
+        background = (e for e in generate_events(sessions, seed=3) if e.get("status") != "error")
+        async with EventProducer.from_settings(settings) as producer:
+            sent = await _emit_with_probes(producer, background, load, seconds, emitted)
+            await producer.flush(30)
+        deadline = time.monotonic() + 30
+        while len(arrived.keys() & emitted.keys()) < len(emitted) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        reader.cancel()
+    finally:
+        await consumer.stop()
+    latencies = sorted((arrived[k] - t) * 1000 for k, t in emitted.items() if k in arrived)
+    if len(latencies) < len(emitted):
+        _say(f"{len(emitted) - len(latencies)} of {len(emitted)} failed calls never reached an error topic")
+    return {
+        "background_events_per_s": round(sent / seconds),
+        "error_latency_samples": len(latencies),
+        "error_latency_p50_ms": round(_quantile(latencies, 0.5), 1),
+        "error_latency_p99_ms": round(_quantile(latencies, 0.99), 1),
+    }
+
+
+async def _emit_with_probes(
+    producer: EventProducer, background: Iterator[Event], load: int, seconds: float, emitted: dict[str, float]
+) -> int:
+    """Emit *load* events/s from *background* for *seconds*, and a failed call every PROBE_INTERVAL."""
+    started = time.monotonic()
+    sent = 0
+    next_probe = started
+    while (now := time.monotonic()) < started + seconds:
+        due = int((now - started) * load) - sent
+        for event in itertools.islice(background, max(due, 0)):
+            producer.emit(event)
+            sent += 1
+        if now >= next_probe:
+            probe = make_event(
+                "api_call", f"probe_{len(emitted) % 50}", model="m", provider="p",
+                input_tokens=1, output_tokens=0, status="error", http_status=529,
+            )  # fmt: skip
+            emitted[probe["event_id"]] = time.monotonic()
+            producer.emit(probe)
+            next_probe += PROBE_INTERVAL
+        await asyncio.sleep(0.002)
+    return sent
+
+
+async def _read_errors(consumer: AIOKafkaConsumer, arrived: dict[str, float]) -> None:
+    while True:
+        batches = await consumer.getmany(timeout_ms=100)
+        now = time.monotonic()
+        for messages in batches.values():
+            for message in messages:
+                arrived.setdefault(codec.loads(message.value)["event_id"], now)
+
+
+async def _assigned(consumer: AIOKafkaConsumer) -> None:
+    """Wait until the consumer has its partitions and knows where their ends are."""
+    deadline = time.monotonic() + 30
+    while not consumer.assignment() and time.monotonic() < deadline:
+        await consumer.getmany(timeout_ms=100)
+    for tp in consumer.assignment():
+        await consumer.position(tp)
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def _say(text: str) -> None:
