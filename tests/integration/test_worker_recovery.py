@@ -26,10 +26,16 @@ def snapshot(settings: Settings) -> dict[str, Any]:
     """What an analyst would compare: row counts and every per-session sum."""
     counts = {
         table: scalar(settings, f"SELECT count(*) FROM {table}")
-        for table in ("api_calls", "tool_results", "sessions", "dead_letters")
+        for table in ("api_calls", "tool_results", "sessions", "dead_letters", "errors")
     }
     _, sessions = query(settings.db, f"SELECT {SESSION_COLUMNS} FROM sessions ORDER BY session_id")
-    return {"counts": counts, "sessions": sessions}
+    _, errors = query(
+        settings.db,
+        "SELECT kind, category, reason, count(*) FROM errors GROUP BY ALL ORDER BY ALL",
+    )
+    # Alerts are left out: the rules' dedupe state lives in memory, so a restarted
+    # worker may raise an alert once more for replayed records (README, Alerts).
+    return {"counts": counts, "sessions": sessions, "errors": errors}
 
 
 def all_landed(settings: Settings, sessions: int, events: int) -> Callable[[], bool]:
