@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from hermes_stream.exceptions import StoreBusy, StoreError
+from hermes_stream.file_lock import held_by_other
 from hermes_stream.schema import ERRORS, EVENT_TABLES, TABLES, Table, event_json_columns, view_ddl
 
 T = TypeVar("T")
@@ -91,21 +92,28 @@ def _is_lock_error(exc: duckdb.Error) -> bool:
     return "lock" in text or "different configuration" in text
 
 
-def with_lock_retry(open_: Callable[[], T], path: Path, timeout: float) -> T:
-    """Call *open_* until the file's lock is free, for at most *timeout* seconds."""
+def with_lock_retry(open_: Callable[[], T], path: Path, timeout: float, exclusive: bool) -> T:
+    """Call *open_* until the file's lock is free, for at most *timeout* seconds.
+
+    While another process visibly holds the file (:func:`held_by_other`),
+    *open_* is not even tried: a failed open costs milliseconds of CPU.
+    """
     deadline = time.monotonic() + timeout
     delay = 0.005
     while True:
-        try:
-            return open_()
-        except (duckdb.IOException, duckdb.ConnectionException) as exc:
-            if not _is_lock_error(exc):
-                raise StoreError(f"cannot open {path}: {exc}") from exc
-            if time.monotonic() >= deadline:
-                raise StoreBusy(
-                    f"{path} stayed locked by another process for {timeout:.0f}s; "
-                    "is a query or another sink holding it?"
-                ) from exc
+        error: duckdb.Error | None = None
+        if not held_by_other(path, exclusive):
+            try:
+                return open_()
+            except (duckdb.IOException, duckdb.ConnectionException) as exc:
+                if not _is_lock_error(exc):
+                    raise StoreError(f"cannot open {path}: {exc}") from exc
+                error = exc
+        if time.monotonic() >= deadline:
+            raise StoreBusy(
+                f"{path} stayed locked by another process for {timeout:.0f}s; "
+                "is a query or another sink holding it?"
+            ) from error
         time.sleep(delay * (0.5 + random.random()))
         delay = min(delay * 2, 0.025)  # readers wait for a gap between writes: look often
 
@@ -138,7 +146,9 @@ class Store:
         self._idle: threading.Timer | None = None
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        return with_lock_retry(lambda: duckdb.connect(str(self.path)), self.path, self.lock_timeout)
+        return with_lock_retry(
+            lambda: duckdb.connect(str(self.path)), self.path, self.lock_timeout, exclusive=True
+        )
 
     def ensure_schema(self) -> None:
         """Create the tables and views if they are missing."""
@@ -335,7 +345,9 @@ def reader(path: Path, lock_timeout: float = 30.0) -> Iterator[duckdb.DuckDBPyCo
         raise StoreError(
             f"no database at {path} yet: start the worker (hermes-stream worker) or set HERMES_STREAM_DB"
         )
-    con = with_lock_retry(lambda: duckdb.connect(str(path), read_only=True), path, lock_timeout)
+    con = with_lock_retry(
+        lambda: duckdb.connect(str(path), read_only=True), path, lock_timeout, exclusive=False
+    )
     try:
         yield con
     finally:
