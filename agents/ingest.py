@@ -36,6 +36,7 @@ from hermes_stream.settings import Settings
 from hermes_stream.store import SinkBatch, WriterProcess
 from hermes_stream.topics import Topics
 
+from . import live
 from .codec import NAME as JSON
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ def register(
     )
     ingest = Ingest(settings, table, writer, outputs)
     app.agent(source, name="ingest")(ingest.run)
+    live.register(app, table, ingest.live_state)
 
 
 def _producer_publish(app: faust.App) -> Publish:
@@ -132,12 +134,18 @@ class Ingest:
         self._fold_seconds = 0.0
         self._held: list[EventT[Any]] = []  # folded, not yet handed to the writer
         self._handed_at = time.monotonic()
+        self._idle_checked = 0.0
+        self._indexed = False  # the table's open sessions are in fold.active
         self._written: asyncio.Future[None] | None = None  # the DuckDB write in progress
         self._finished: asyncio.Future[None] | None = None  # ... and its publish and release
 
     def lookup(self, session_id: str) -> SessionStats | None:
         state = self.table.get(session_id.encode())
         return SessionStats.from_dict(codec.loads(state)) if state else None
+
+    def live_state(self, session_id: str) -> SessionStats | None:
+        """The session as folded so far, handed over or not."""
+        return self.fold.result.sessions.get(session_id) or self.lookup(session_id)
 
     @property
     def writer_idle(self) -> bool:
@@ -149,6 +157,8 @@ class Ingest:
         since_look = 0
         try:
             async for event in stream.events():
+                if not self._indexed:
+                    self._index_open_sessions()
                 event.message.incref()  # released by finish() once the rows are durable
                 self._held.append(event)
                 since_look += self._fold(event) or 1
@@ -169,13 +179,31 @@ class Ingest:
             self.writer.close()
 
     async def _tick(self, stream: faust.Stream[bytes]) -> None:
-        """Hand over what waits once ``sink_interval`` has passed, when records stop coming."""
+        """Every half ``sink_interval``: end idle sessions, hand over what has waited long enough."""
         interval = self.settings.sink_interval
+        timeout = self.settings.session_idle_timeout
         while True:
             await asyncio.sleep(max(interval / 2, 0.005))
+            now = time.time()
+            if self._indexed and now - self._idle_checked >= min(60.0, timeout / 20):
+                self._idle_checked = now
+                ended = self.fold.expire_idle(now, timeout)
+                if ended:
+                    log.info("%d sessions ended after %.0f s without events", ended, timeout)
             due = time.monotonic() - self._handed_at >= interval
-            if self._held and due and self.writer_idle:
+            if (self._held or self.fold.result.sessions) and due and self.writer_idle:
                 self.hand_over(stream)
+
+    def _index_open_sessions(self) -> None:
+        """Note the table's sessions that have not ended, so an idle one ends even after a restart.
+
+        Done when the first record comes, once the table has been recovered.
+        """
+        self._indexed = True
+        for key, state in self.table.items():
+            stats = SessionStats.from_dict(codec.loads(state))
+            if not stats.ended:
+                self.fold.active.setdefault(key.decode(), stats.seen_at)
 
     def _fold(self, event: EventT[Any]) -> int:
         started = time.perf_counter()

@@ -16,13 +16,27 @@ from pathlib import Path
 from typing import IO, Any, get_args
 
 import click
+from click.core import ParameterSource
 
 from hermes_stream import codec
 from hermes_stream.alerts import RULES
 from hermes_stream.broker import EmbeddedBroker, broker_for
 from hermes_stream.classify import Category
-from hermes_stream.exceptions import HermesStreamError
+from hermes_stream.exceptions import ConfigError, HermesStreamError
 from hermes_stream.formats import FORMATS, Format, render
+from hermes_stream.reports import (
+    ERRORS_DAYS,
+    OPTION_REPORTS,
+    REPORT_NAMES,
+    SESSION_ORDERS,
+    SESSIONS_TOP,
+    ReportName,
+    ReportOptions,
+    SessionOrder,
+    parse_day,
+    report_notes,
+    report_sql,
+)
 from hermes_stream.settings import Settings
 from hermes_stream.store import query
 
@@ -153,33 +167,91 @@ def sql(statement: str, fmt: Format, db: Path | None) -> None:
     click.echo(render(columns, rows, fmt))
 
 
+def _report_day(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
+    try:
+        return None if value is None else parse_day(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from exc
+
+
 @cli.command()
-@click.argument("name", type=click.Choice(["daily", "models", "summary", "errors"]))
+@click.argument("name", type=click.Choice(REPORT_NAMES))
+@click.option(
+    "--date",
+    metavar="YYYY-MM-DD",
+    callback=_report_day,
+    default=None,
+    help="daily only: just this UTC day [default: every day].",
+)
+@click.option(
+    "--top",
+    metavar="N",
+    type=click.IntRange(min=1),
+    default=SESSIONS_TOP,
+    show_default=True,
+    help="sessions only: how many sessions to list.",
+)
+@click.option(
+    "--by",
+    type=click.Choice(SESSION_ORDERS),
+    default="cost",
+    show_default=True,
+    help="sessions only: rank by estimated cost, total tokens, API + tool errors or wall time.",
+)
 @click.option(
     "--days",
     metavar="N",
     type=click.IntRange(min=1),
-    default=None,
-    help="errors only: the last N days, by the error's time (UTC) [default: 7].",
+    default=ERRORS_DAYS,
+    show_default=True,
+    help="errors only: the last N days, by the error's time (UTC).",
 )
 @FORMAT_OPTION
 @DB_OPTION
-def report(name: str, days: int | None, fmt: Format, db: Path | None) -> None:
-    """Print a canned report: daily (per UTC day), models (per provider/model), summary, errors.
+@click.pass_context
+def report(
+    ctx: click.Context,
+    name: ReportName,
+    date: dt.date | None,
+    top: int,
+    by: SessionOrder,
+    days: int,
+    fmt: Format,
+    db: Path | None,
+) -> None:
+    """Print a canned report: daily, sessions, models, summary or errors.
 
-    errors: failed calls of the last --days days by category, reason, kind
-    (api or tool), provider and model (tool name for tool calls), with their
-    count, share of those errors, distinct sessions and last time seen. Older
-    data (such as the 2026-01-01 workload of `generate`) needs a larger --days.
+    \b
+    daily     one row per UTC day sessions started on (--date: only that day)
+    sessions  the --top sessions by --by, highest first, unknown values last
+    models    per provider/model: calls, errors, tokens, cost, p50 latency and
+              price; models without a price are listed (priced false, price
+              unknown) and their cost counts only the calls that reported one
+    summary   totals over the whole store
+    errors    failed calls of the last --days days by category, reason, kind
+              (api or tool), provider and model (tool name for tool calls), with
+              their count, share of those errors, distinct sessions and last time
+              seen; older data (such as the 2026-01-01 workload of `generate`)
+              needs a larger --days
     """
-    from hermes_stream.reports import ERRORS_DAYS, REPORTS, errors_report
-
-    if days is not None and name != "errors":
-        raise click.BadOptionUsage("days", f"--days applies to the errors report only, not {name}")
-    statement = errors_report(ERRORS_DAYS if days is None else days) if name == "errors" else REPORTS[name]
+    _refuse_other_reports_options(ctx, name)
+    statement = report_sql(name, ReportOptions(days=days, date=date, top=top, by=by))
     settings = _settings()
     columns, rows = query(db or settings.db, statement, settings.lock_timeout)
     click.echo(render(columns, rows, fmt))
+    notes = report_notes(name, columns, rows) if fmt == "table" else []
+    if notes:
+        click.echo("\n" + "\n".join(notes))
+
+
+def _refuse_other_reports_options(ctx: click.Context, name: ReportName) -> None:
+    """A report option given for a report that does not take it is a usage error, not silently ignored."""
+    for option, reports in OPTION_REPORTS.items():
+        source = ctx.get_parameter_source(option)
+        if name not in reports and source not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+            raise click.BadOptionUsage(
+                option, f"--{option} applies to the {' and '.join(reports)} report only, not {name}"
+            )
 
 
 @cli.group()

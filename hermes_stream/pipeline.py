@@ -15,6 +15,7 @@ cost passed the budget. The Faust agent around it stays thin.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,8 +24,9 @@ from hermes_stream import codec
 from hermes_stream.alerts import Alert, AlertConfig, AlertRules, budget_alert
 from hermes_stream.error_records import error_record, is_error, redact_event
 from hermes_stream.events import Event
+from hermes_stream.pricing import PRICING_VERSION, price_of
 from hermes_stream.records import DeadLetter, Origin, decode_record
-from hermes_stream.schema import DEAD_LETTERS, ERRORS, SESSIONS
+from hermes_stream.schema import DEAD_LETTERS, ERRORS, MODEL_PRICES, SESSIONS
 from hermes_stream.sessions import SessionStats
 from hermes_stream.store import SinkBatch
 
@@ -52,6 +54,9 @@ class Fold:
         self.max_bytes = max_bytes
         self.alerts = alerts or AlertConfig()
         self.rules = AlertRules(self.alerts)
+        #: Sessions not ended, with the wall-clock time an event of theirs was last folded.
+        self.active: dict[str, float] = {}
+        self._priced: set[tuple[str, str]] = set()
         self._errors_out: list[dict[str, Any]] = []
         self._alerts_out: list[Alert] = []
         self._start()
@@ -66,10 +71,11 @@ class Fold:
         result = self.result
         events, dead = decode_record(value, origin, self.max_bytes)
         result.dead_letters.extend(dead)
-        redacted = self._add_errors(events)
+        redacted = self._inspect(events)
         result.events += len(events)
         result.records += 1
         sessions = result.sessions
+        now = time.time()
         for session_id, session_events in _by_session(events).items():
             stats = sessions.get(session_id) or self.lookup(session_id) or SessionStats(session_id)
             sessions[session_id] = stats
@@ -77,13 +83,21 @@ class Fold:
             # but maybe never published: an ended session goes out again.
             replayed = stats.has_applied(origin.partition, origin.offset)
             changed = stats.apply_record(session_events, origin.partition, origin.offset)
-            if stats.ended and (changed or replayed):
-                self._changed_after_end[session_id] = stats
+            stats.seen_at = now
+            if stats.ended:
+                self.active.pop(session_id, None)
+                if changed or replayed:
+                    self._changed_after_end[session_id] = stats
+            else:
+                self.active[session_id] = now
         self._add_events(value, events, clean=not dead and not redacted)
         return len(events)
 
-    def _add_errors(self, events: list[Event]) -> bool:
-        """Redact messages, classify failed calls, run the alert rules; True if a message changed."""
+    def _inspect(self, events: list[Event]) -> bool:
+        """Redact messages, classify failed calls, run the alert rules, note new models.
+
+        Returns True if a message was redacted (the record must be re-encoded).
+        """
         redacted = False
         sink = self.result.sink
         for event in events:
@@ -96,7 +110,24 @@ class Fold:
                 self._errors_out.append(record)
             if event["type"] == "api_call":
                 self._alerts_out += self.rules.observe(event, record)
+                model = (event["provider"], event["model"])
+                if model not in self._priced:  # the model_prices row, once per process
+                    self._priced.add(model)
+                    sink.add(MODEL_PRICES, MODEL_PRICES.row(_price_row(*model)))
         return redacted
+
+    def expire_idle(self, now: float, timeout: float) -> int:
+        """End the sessions with no event folded for *timeout* seconds; return how many."""
+        idle = [sid for sid, seen in self.active.items() if now - seen >= timeout]
+        for session_id in idle:
+            del self.active[session_id]
+            stats = self.result.sessions.get(session_id) or self.lookup(session_id)
+            if stats is None or stats.ended:
+                continue
+            stats.expire("idle_timeout")
+            self.result.sessions[session_id] = stats
+            self._changed_after_end[session_id] = stats
+        return len(idle)
 
     def take_outbox(self) -> tuple[list[dict[str, Any]], list[Alert]]:
         """The error records and alerts of the records added since the last call, to publish now."""
@@ -148,6 +179,26 @@ def process_records(
     for value, origin in records:
         fold.add(value, origin)
     return fold.take()
+
+
+def _price_row(provider: str, model: str) -> dict[str, Any]:
+    """The ``model_prices`` row of a model, priced or not (``report models`` lists the latter)."""
+    price = price_of(provider, model)
+    row: dict[str, Any] = {
+        "price_key": f"{provider}/{model}",
+        "provider": provider,
+        "model": model,
+        "priced": price is not None,
+        "pricing_version": PRICING_VERSION,
+    }
+    if price is not None:
+        row |= {
+            "input_mtok": price.input_mtok,
+            "output_mtok": price.output_mtok,
+            "cache_read_mtok": price.cache_read_mtok,
+            "cache_write_mtok": price.cache_write_mtok,
+        }
+    return row
 
 
 def _by_session(events: list[Event]) -> dict[str, list[Event]]:

@@ -1,37 +1,128 @@
-"""Canned analyst reports over the DuckDB tables (``hermes-stream report …``)."""
+"""Canned analyst reports over the DuckDB tables (``hermes-stream report …``).
+
+Each report is one SQL query (:func:`report_sql`), built from a
+:class:`ReportOptions`; :data:`OPTION_REPORTS` says which report takes which
+option, so the CLI can refuse the others. :func:`report_notes` gives the
+lines a terminal table shows under a report (JSON and CSV are rows only).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal, get_args
+
 from hermes_stream.exceptions import ConfigError
 
-REPORTS: dict[str, str] = {
-    "daily": """
-        SELECT date, sessions, api_calls, api_errors, total_tokens, total_cost_usd,
-               total_tool_calls, total_tool_errors, avg_tokens_per_session
-        FROM daily_stats ORDER BY date
-    """,
-    "models": """
-        SELECT provider, model, count(*) AS calls,
-               count(*) FILTER (WHERE status = 'error') AS errors,
-               sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
-               sum(cache_read_tokens) AS cache_read_tokens,
-               round(quantile_cont(latency_ms, 0.5)) AS p50_latency_ms
-        FROM api_calls GROUP BY ALL ORDER BY calls DESC
-    """,
-    "summary": """
-        SELECT (SELECT count(*) FROM sessions) AS sessions,
-               (SELECT count(*) FROM sessions WHERE status = 'ended') AS ended_sessions,
-               (SELECT count(*) FROM api_calls) + (SELECT count(*) FROM tool_results) AS events,
-               (SELECT sum(total_tokens) FROM sessions) AS total_tokens,
-               (SELECT sum(cost_usd) FROM sessions) AS reported_cost_usd,
-               (SELECT count(*) FROM api_calls WHERE status = 'error') AS api_errors,
-               (SELECT count(*) FROM tool_results WHERE status = 'error') AS tool_errors,
-               (SELECT count(*) FROM dead_letters) AS dead_letters
-    """,
-}
+ReportName = Literal["daily", "sessions", "models", "summary", "errors"]
+REPORT_NAMES: Final[tuple[ReportName, ...]] = get_args(ReportName)
+
+#: What ``report sessions --by`` ranks on, highest first.
+SessionOrder = Literal["cost", "tokens", "errors", "duration"]
+SESSION_ORDERS: Final[tuple[SessionOrder, ...]] = get_args(SessionOrder)
 
 #: Days the ``errors`` report looks back by default.
 ERRORS_DAYS = 7
+#: Sessions the ``sessions`` report lists by default.
+SESSIONS_TOP = 20
+
+#: The reports each option applies to; the CLI refuses an option for the others.
+OPTION_REPORTS: Final[dict[str, tuple[ReportName, ...]]] = {
+    "days": ("errors",),
+    "date": ("daily",),
+    "top": ("sessions",),
+    "by": ("sessions",),
+}
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """The reports' options; each report reads only its own (see :data:`OPTION_REPORTS`)."""
+
+    days: int = ERRORS_DAYS
+    #: Only this UTC day (``daily``); None for every day.
+    date: dt.date | None = None
+    top: int = SESSIONS_TOP
+    by: SessionOrder = "cost"
+
+
+_DAILY = """
+    SELECT date, sessions, api_calls, api_errors, total_tokens, round(total_cost_usd, 6) AS total_cost_usd,
+           total_tool_calls, total_tool_errors,
+           CAST(round(avg_tokens_per_session) AS BIGINT) AS avg_tokens_per_session
+    FROM daily_stats {where}ORDER BY date
+"""
+
+_SESSION_ORDER_KEYS: Final[dict[SessionOrder, str]] = {
+    "cost": "s.estimated_cost_usd",
+    "tokens": "s.total_tokens",
+    "errors": "errors",
+    "duration": "s.wall_time_seconds",
+}
+
+_SESSIONS = """
+    SELECT session_id, source, category, task_type,
+           coalesce(nullif(array_to_string(models, ', '), ''), model) AS models,
+           started_at, CAST(round(wall_time_seconds) AS BIGINT) AS wall_time_seconds, api_calls, tool_calls,
+           coalesce(api_errors + tool_errors, api_errors, tool_errors) AS errors,
+           total_tokens AS tokens, round(estimated_cost_usd, 6) AS estimated_cost_usd, cost_status, score
+    FROM sessions s
+    ORDER BY {key} DESC NULLS LAST, session_id
+    LIMIT {top}
+"""
+
+
+def _usd(column: str) -> str:
+    """SQL for a $/Mtok price as text: two decimals, more only when the price has them."""
+    two_places, as_needed = f"format('{{:.2f}}', {column})", f"format('{{:g}}', {column})"
+    return f"CASE WHEN round({column}, 2) = {column} THEN {two_places} ELSE {as_needed} END"
+
+
+#: One pass over ``api_calls``. The cost is ``model_stats_daily``'s (as reported,
+#: else from ``model_prices``) but priced per model from token sums, not per call:
+#: summing the view joins every call to its price, and its daily p50s do not add
+#: up to one. Models without a price are listed: priced false, price 'unknown',
+#: cost only as reported.
+_MODELS = f"""
+    WITH calls AS (
+        SELECT provider, model, count(*) AS calls, count_if(status = 'error') AS errors,
+               sum(input_tokens + output_tokens) AS tokens, sum(cost_usd) AS reported_usd,
+               sum(CASE WHEN cost_usd IS NULL THEN input_tokens END) AS input_tokens,
+               sum(CASE WHEN cost_usd IS NULL THEN coalesce(cache_read_tokens, 0) END) AS cache_read_tokens,
+               sum(CASE WHEN cost_usd IS NULL THEN coalesce(cache_write_tokens, 0) END) AS cache_write_tokens,
+               sum(CASE WHEN cost_usd IS NULL THEN output_tokens END) AS output_tokens,
+               quantile_cont(latency_ms, 0.5) AS p50_latency_ms
+        FROM api_calls GROUP BY ALL
+    ), costed AS (
+        SELECT c.*, p.input_mtok, p.output_mtok,
+               coalesce(p.priced AND p.input_mtok IS NOT NULL AND p.output_mtok IS NOT NULL, false) AS known,
+               ((c.input_tokens - c.cache_read_tokens - c.cache_write_tokens) * p.input_mtok
+                + c.cache_read_tokens * coalesce(p.cache_read_mtok, p.input_mtok)
+                + c.cache_write_tokens * coalesce(p.cache_write_mtok, p.input_mtok)
+                + c.output_tokens * p.output_mtok) / 1e6 AS estimated_usd
+        FROM calls c LEFT JOIN model_prices p USING (provider, model)
+    )
+    SELECT provider, model, calls, errors, tokens,
+           round(coalesce(reported_usd + estimated_usd, reported_usd, estimated_usd), 6) AS cost_usd,
+           CAST(round(p50_latency_ms) AS BIGINT) AS p50_latency_ms, known AS priced,
+           CASE WHEN known THEN '$' || {_usd("input_mtok")} || ' in / $' || {_usd("output_mtok")}
+                                || ' out per Mtok'
+                ELSE 'unknown' END AS price
+    FROM costed
+    ORDER BY calls DESC, provider, model
+"""
+
+_SUMMARY = """
+    SELECT (SELECT count(*) FROM sessions) AS sessions,
+           (SELECT count(*) FROM sessions WHERE status = 'ended') AS ended_sessions,
+           (SELECT count(*) FROM api_calls) + (SELECT count(*) FROM tool_results) AS events,
+           (SELECT sum(total_tokens) FROM sessions) AS total_tokens,
+           (SELECT sum(estimated_cost_usd) FROM sessions) AS estimated_cost_usd,
+           (SELECT count(*) FROM api_calls WHERE status = 'error') AS api_errors,
+           (SELECT count(*) FROM tool_results WHERE status = 'error') AS tool_errors,
+           (SELECT count(*) FROM dead_letters) AS dead_letters
+"""
 
 #: Failed calls by category, reason, provider and model (tool name for tool calls);
 #: ``{days}`` is filled by :func:`errors_report`.
@@ -47,8 +138,68 @@ _ERRORS = """
 """
 
 
+def daily_report(date: dt.date | None = None) -> str:
+    """The ``daily`` report: one row per UTC day sessions started on, or only *date*."""
+    if date is None:
+        return _DAILY.format(where="")
+    if isinstance(date, dt.datetime) or not isinstance(date, dt.date):
+        raise ConfigError(f"the daily report needs a day, not {date!r}")
+    return _DAILY.format(where=f"WHERE date = DATE '{date.isoformat()}' ")
+
+
+def sessions_report(top: int = SESSIONS_TOP, by: SessionOrder = "cost") -> str:
+    """The ``sessions`` report: the *top* sessions by *by*, highest first, unknown values last."""
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ConfigError(f"the sessions report needs a whole number of sessions of at least 1, not {top!r}")
+    if by not in _SESSION_ORDER_KEYS:
+        raise ConfigError(f"the sessions report ranks by one of {', '.join(SESSION_ORDERS)}, not {by!r}")
+    return _SESSIONS.format(key=_SESSION_ORDER_KEYS[by], top=top)
+
+
 def errors_report(days: int = ERRORS_DAYS) -> str:
     """The ``errors`` report over the last *days* days (by ``ts``, UTC); *share* is of those errors."""
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
         raise ConfigError(f"the errors report needs a whole number of days of at least 1, not {days!r}")
     return _ERRORS.format(days=days)
+
+
+_BUILDERS: Final[dict[ReportName, Callable[[ReportOptions], str]]] = {
+    "daily": lambda options: daily_report(options.date),
+    "sessions": lambda options: sessions_report(options.top, options.by),
+    "models": lambda options: _MODELS,
+    "summary": lambda options: _SUMMARY,
+    "errors": lambda options: errors_report(options.days),
+}
+
+#: The reports that take no option, by name (``demo`` shows two of them).
+REPORTS: Final[dict[str, str]] = {"daily": daily_report(), "models": _MODELS, "summary": _SUMMARY}
+
+
+def report_sql(name: ReportName, options: ReportOptions | None = None) -> str:
+    """The SQL of report *name* with *options* (the defaults if None)."""
+    builder = _BUILDERS.get(name)
+    if builder is None:
+        raise ConfigError(f"no report {name!r}; the reports are {', '.join(REPORT_NAMES)}")
+    return builder(options or ReportOptions())
+
+
+def parse_day(text: str) -> dt.date:
+    """A ``--date`` value: a UTC day as YYYY-MM-DD."""
+    try:
+        return dt.datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError as exc:
+        raise ConfigError(f"{text!r} is not a day as YYYY-MM-DD, like 2026-01-31") from exc
+
+
+def report_notes(name: ReportName, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """Lines to show under report *name*'s table: for ``models``, the models without a price."""
+    if name != "models" or not rows:
+        return []
+    at = {column: i for i, column in enumerate(columns)}
+    unpriced = [f"{row[at['provider']]}/{row[at['model']]}" for row in rows if not row[at["priced"]]]
+    if not unpriced:
+        return []
+    return [
+        f"no price for {len(unpriced)} model{'s' * (len(unpriced) > 1)}: {', '.join(unpriced)} "
+        "(cost_usd counts only the calls whose provider reported a cost)"
+    ]

@@ -55,7 +55,8 @@ class Table:
             for name, sql in self.columns
         )
         verb = "INSERT OR REPLACE INTO" if self.replace else "INSERT OR IGNORE INTO"
-        return f"{verb} {self.name} SELECT {select} FROM {staging}"
+        # Columns by name: a file made by an older version may have others, or another order.
+        return f"{verb} {self.name} ({', '.join(self.names)}) SELECT {select} FROM {staging}"
 
 
 #: Columns of the event tables filled from the event's error classification
@@ -135,7 +136,19 @@ SESSIONS = Table(
         ("cache_write_tokens", "BIGINT"),
         ("reasoning_tokens", "BIGINT"),
         ("total_tokens", "BIGINT"),
-        ("cost_usd", "DOUBLE"),
+        ("models", "VARCHAR[]"),
+        ("tool_counts", "JSON"),
+        ("estimated_cost_usd", "DOUBLE"),
+        ("cost_status", "VARCHAR"),
+        ("pricing_version", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("task_type", "VARCHAR"),
+        ("messages", "BIGINT"),
+        ("error_rate", "DOUBLE"),
+        ("unique_tools", "INTEGER"),
+        ("is_proficient", "BOOLEAN"),
+        ("is_successful", "BOOLEAN"),
+        ("score", "DOUBLE"),
     ),
     replace=True,
 )
@@ -192,7 +205,24 @@ ALERTS = Table(
     ),
 )
 
-TABLES = (API_CALLS, TOOL_RESULTS, SESSIONS, DEAD_LETTERS, ERRORS, ALERTS)
+MODEL_PRICES = Table(
+    "model_prices",
+    "price_key",
+    (
+        ("price_key", "VARCHAR"),  # provider/model
+        ("provider", "VARCHAR"),
+        ("model", "VARCHAR"),
+        ("priced", "BOOLEAN"),
+        ("input_mtok", "DOUBLE"),
+        ("output_mtok", "DOUBLE"),
+        ("cache_read_mtok", "DOUBLE"),
+        ("cache_write_mtok", "DOUBLE"),
+        ("pricing_version", "VARCHAR"),
+    ),
+    replace=True,
+)
+
+TABLES = (API_CALLS, TOOL_RESULTS, SESSIONS, DEAD_LETTERS, ERRORS, ALERTS, MODEL_PRICES)
 
 #: The tables that hold one row per event, by event type. The sink reads their
 #: rows straight from the events' JSON (see ``store.py``).
@@ -217,13 +247,33 @@ VIEWS = {
                sum(api_calls) AS api_calls,
                sum(api_errors) AS api_errors,
                sum(total_tokens) AS total_tokens,
-               sum(cost_usd) AS total_cost_usd,
+               sum(estimated_cost_usd) AS total_cost_usd,
                sum(wall_time_seconds) AS total_wall_time_seconds,
                sum(tool_calls) AS total_tool_calls,
                sum(tool_errors) AS total_tool_errors,
                avg(total_tokens) AS avg_tokens_per_session,
-               avg(cost_usd) AS avg_cost_per_session
+               avg(estimated_cost_usd) AS avg_cost_per_session
         FROM sessions
+        GROUP BY ALL
+    """,
+    # A call's cost: as reported, else from model_prices (its base tier; the
+    # sessions table prices tiered calls exactly). NULL for an unpriced model.
+    "model_stats_daily": """
+        SELECT CAST(a.ts AS DATE) AS day, a.provider, a.model,
+               count(*) AS calls,
+               count(*) FILTER (WHERE a.status = 'error') AS errors,
+               sum(a.input_tokens) AS input_tokens,
+               sum(a.output_tokens) AS output_tokens,
+               sum(a.input_tokens + a.output_tokens) AS tokens,
+               sum(coalesce(a.cost_usd, (
+                   (a.input_tokens - coalesce(a.cache_read_tokens, 0) - coalesce(a.cache_write_tokens, 0))
+                       * p.input_mtok
+                   + coalesce(a.cache_read_tokens, 0) * coalesce(p.cache_read_mtok, p.input_mtok)
+                   + coalesce(a.cache_write_tokens, 0) * coalesce(p.cache_write_mtok, p.input_mtok)
+                   + a.output_tokens * p.output_mtok) / 1e6)) AS cost_usd,
+               quantile_cont(a.latency_ms, 0.5) AS p50_latency_ms,
+               quantile_cont(a.latency_ms, 0.95) AS p95_latency_ms
+        FROM api_calls a LEFT JOIN model_prices p USING (provider, model)
         GROUP BY ALL
     """,
 }

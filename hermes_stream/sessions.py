@@ -11,7 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from hermes_stream import codec
 from hermes_stream.events import Event
+from hermes_stream.exceptions import InvalidEvent
+from hermes_stream.pricing import PRICING_VERSION, CostStatus, call_cost
+from hermes_stream.session_kind import SessionKind, session_kind
 
 #: How many recent event ids a session remembers to drop producer-side
 #: duplicates (a record re-sent after a send that failed but was delivered).
@@ -52,7 +56,15 @@ class SessionStats:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
-    reported_cost_usd: float = 0.0
+    models: list[str] = field(default_factory=list)
+    tool_counts: dict[str, int] = field(default_factory=dict)
+    #: Sum of each API call's cost: as reported when the producer sent it, else estimated.
+    cost_usd: float = 0.0
+    reported_calls: int = 0
+    estimated_calls: int = 0
+    unpriced_calls: int = 0
+    #: Wall-clock time the worker last folded an event of this session (for the idle timeout).
+    seen_at: float = 0.0
     budget_alerted: bool = False
     applied_partition: int = -1
     applied_offset: int = -1
@@ -63,8 +75,18 @@ class SessionStats:
         return self.ended_at is not None
 
     @property
-    def cost_usd(self) -> float:
-        return self.reported_cost_usd
+    def cost_status(self) -> CostStatus | None:
+        """``unknown`` if any call had no price, ``estimated`` if any was computed, else ``reported``."""
+        if self.unpriced_calls:
+            return "unknown"
+        if self.estimated_calls:
+            return "estimated"
+        return "reported" if self.reported_calls else None
+
+    @property
+    def estimated_cost_usd(self) -> float | None:
+        """The calls' cost; None when no call could be priced (never a silent $0)."""
+        return self.cost_usd if self.reported_calls or self.estimated_calls else None
 
     @property
     def total_tokens(self) -> int:
@@ -86,7 +108,10 @@ class SessionStats:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SessionStats:
-        return cls(**data)
+        """Rebuild from :meth:`to_dict`; keys an older version wrote are mapped or dropped."""
+        if "reported_cost_usd" in data:
+            data = {**data, "cost_usd": data["reported_cost_usd"]}
+        return cls(**{k: v for k, v in data.items() if k in _FIELD_SET})
 
     def has_applied(self, partition: int, offset: int) -> bool:
         """True if the record at (partition, offset) was already folded in."""
@@ -127,6 +152,8 @@ class SessionStats:
         elif kind == "tool_result":
             self.tool_calls += 1
             self.tool_errors += event["status"] == "error"
+            name = event["tool_name"]
+            self.tool_counts[name] = self.tool_counts.get(name, 0) + 1
         elif kind == "session_end":
             self._apply_session_end(event)
         elif kind == "skill_invoked":
@@ -135,14 +162,28 @@ class SessionStats:
     def _apply_api_call(self, event: Event) -> None:
         self.api_calls += 1
         self.api_errors += event["status"] == "error"
-        self.model, self.provider = event["model"], event["provider"]
-        for name in _TOKEN_FIELDS:
-            value = event.get(name)
+        model, provider = event["model"], event["provider"]
+        self.model, self.provider = model, provider
+        if model not in self.models:
+            self.models.append(model)
+        tokens = [int(event.get(name) or 0) for name in _TOKEN_FIELDS]
+        for name, value in zip(_TOKEN_FIELDS, tokens, strict=True):
             if value:
-                setattr(self, name, getattr(self, name) + int(value))
-        cost = event.get("cost_usd")
-        if cost:
-            self.reported_cost_usd += cost
+                setattr(self, name, getattr(self, name) + value)
+        reported = event.get("cost_usd")
+        if reported is not None:
+            self.cost_usd += reported
+            self.reported_calls += 1
+            return
+        try:
+            cost = call_cost(provider, model, tokens[0], tokens[1], tokens[2], tokens[3], ts=event["ts"])
+        except InvalidEvent:  # more cache tokens than input tokens: no honest price
+            cost = None
+        if cost is None:
+            self.unpriced_calls += 1
+        else:
+            self.cost_usd += cost
+            self.estimated_calls += 1
 
     def _apply_session_end(self, event: Event) -> None:
         self.ended_at = event["ts"]
@@ -155,35 +196,54 @@ class SessionStats:
         if started is not None and (self.started_at is None or started < self.started_at):
             self.started_at = started
 
+    def expire(self, reason: str = "idle_timeout") -> None:
+        """End a session that stopped sending events, at its last event."""
+        self.ended_at = self.last_event_at
+        self.end_reason = reason
+
     def row(self) -> dict[str, Any]:
-        """The ``sessions`` row for this session."""
+        """The ``sessions`` row; the kind and quality columns once the session has ended."""
+        kind = (
+            session_kind(self.tool_counts, self.tool_errors, self.api_calls, self.message_count).to_dict()
+            if self.ended
+            else dict.fromkeys(_KIND_COLUMNS)
+        )
         return {
-            "session_id": self.session_id,
-            "source": self.source,
-            "status": "ended" if self.ended else "active",
-            "model": self.model,
-            "provider": self.provider,
-            "started_at": self.started_at,
-            "last_event_at": self.last_event_at,
-            "ended_at": self.ended_at,
-            "wall_time_seconds": self.wall_time_seconds,
-            "end_reason": self.end_reason,
-            "completed": self.completed,
-            "message_count": self.message_count,
-            "events": self.events,
-            "api_calls": self.api_calls,
-            "api_errors": self.api_errors,
-            "tool_calls": self.tool_calls,
-            "tool_errors": self.tool_errors,
-            "skill_invocations": self.skill_invocations,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cache_read_tokens": self.cache_read_tokens,
-            "cache_write_tokens": self.cache_write_tokens,
-            "reasoning_tokens": self.reasoning_tokens,
-            "total_tokens": self.total_tokens,
-            "cost_usd": self.cost_usd or None,
+            **kind,
+            **{
+                "session_id": self.session_id,
+                "source": self.source,
+                "status": "ended" if self.ended else "active",
+                "model": self.model,
+                "provider": self.provider,
+                "started_at": self.started_at,
+                "last_event_at": self.last_event_at,
+                "ended_at": self.ended_at,
+                "wall_time_seconds": self.wall_time_seconds,
+                "end_reason": self.end_reason,
+                "completed": self.completed,
+                "message_count": self.message_count,
+                "events": self.events,
+                "api_calls": self.api_calls,
+                "api_errors": self.api_errors,
+                "tool_calls": self.tool_calls,
+                "tool_errors": self.tool_errors,
+                "skill_invocations": self.skill_invocations,
+                "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens,
+                "cache_read_tokens": self.cache_read_tokens,
+                "cache_write_tokens": self.cache_write_tokens,
+                "reasoning_tokens": self.reasoning_tokens,
+                "total_tokens": self.total_tokens,
+                "models": list(self.models),
+                "tool_counts": codec.dumps(self.tool_counts).decode(),
+                "estimated_cost_usd": self.estimated_cost_usd,
+                "cost_status": self.cost_status,
+                "pricing_version": PRICING_VERSION if self.estimated_calls or self.unpriced_calls else None,
+            },
         }
 
 
 _FIELDS = tuple(f.name for f in fields(SessionStats))
+_KIND_COLUMNS = tuple(f.name for f in fields(SessionKind))
+_FIELD_SET = frozenset(_FIELDS)

@@ -55,6 +55,15 @@ class Settings:
     sink_interval: float = 0.2
     """``HERMES_STREAM_SINK_INTERVAL``: longest wait, in seconds, before a partial batch is flushed."""
 
+    web_host: str = "127.0.0.1"
+    """``HERMES_STREAM_WEB_HOST``: the worker's web server address; other workers reach it there."""
+
+    web_port: int = 6066
+    """``HERMES_STREAM_WEB_PORT``: the worker's web server port (``GET /sessions/{id}``)."""
+
+    session_idle_timeout: float = 1800.0
+    """``HERMES_STREAM_SESSION_IDLE_TIMEOUT``: seconds without events before a session ends (idle_timeout)."""
+
     lock_timeout: float = 30.0
     """``HERMES_STREAM_LOCK_TIMEOUT``: seconds to retry while another process holds the DuckDB file."""
 
@@ -99,7 +108,7 @@ class Settings:
 
     def checked(self) -> Settings:
         """Return self, or raise :class:`ConfigError` naming the bad setting."""
-        positive = ("partitions", "queue_size", "max_record_bytes")
+        positive = ("partitions", "queue_size", "max_record_bytes", "web_port")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{PREFIX}{name.upper()} must be at least 1")
@@ -117,7 +126,12 @@ class Settings:
         for name in ("alert_error_rate", "alert_context_fill"):
             if not 0 < getattr(self, name) <= 1:
                 raise ConfigError(f"{PREFIX}{name.upper()} must be above 0 and at most 1")
-        for name in ("alert_dedupe_seconds", "alert_window_seconds", "alert_min_calls"):
+        for name in (
+            "alert_dedupe_seconds",
+            "alert_window_seconds",
+            "alert_min_calls",
+            "session_idle_timeout",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{PREFIX}{name.upper()} must be positive")
         for name in ("alert_context_min_tokens", "session_budget_usd"):

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from hermes_stream.broker import broker_for
+from hermes_stream.broker import broker_for, free_port
 from hermes_stream.exceptions import HermesStreamError
 from hermes_stream.settings import Settings
 from hermes_stream.store import Store, query
@@ -103,6 +103,7 @@ class WorkerProcess:
 def local_pipeline(settings: Settings, workdir: Path) -> Iterator[tuple[Settings, WorkerProcess]]:
     """A broker (the configured one, or embedded) and one worker process, stopped on exit."""
     with broker_for(settings) as live:
+        live = live.with_(web_port=free_port())  # beside a worker that may already use the default
         prepare(live)
         worker = WorkerProcess(live, workdir / "worker.log").start()
         try:

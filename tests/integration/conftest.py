@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from hermes_stream import codec
-from hermes_stream.broker import EmbeddedBroker
+from hermes_stream.broker import EmbeddedBroker, free_port
 from hermes_stream.events import Event
 from hermes_stream.publish import publish_events
 from hermes_stream.settings import Settings
@@ -50,6 +50,7 @@ def settings_factory(broker: EmbeddedBroker, tmp_path: Path) -> Callable[..., Se
             sink_interval=0.1,
             lock_timeout=20.0,
             log_level="INFO",
+            web_port=free_port(),
         )
         return settings.with_(**changes)
 

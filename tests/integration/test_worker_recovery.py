@@ -18,7 +18,8 @@ from tests.integration.conftest import publish, read_topic, scalar
 SESSION_COLUMNS = (
     "session_id, status, events, api_calls, api_errors, tool_calls, tool_errors, skill_invocations, "
     "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, total_tokens, "
-    "round(cost_usd, 9), end_reason, message_count, started_at, ended_at"
+    "round(estimated_cost_usd, 9), cost_status, end_reason, message_count, started_at, ended_at, "
+    "category, task_type, round(score, 9), is_successful, CAST(tool_counts AS VARCHAR), models"
 )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from hermes_stream import codec
 from hermes_stream.alerts import AlertConfig
 from hermes_stream.events import make_event
-from hermes_stream.pipeline import BatchResult, process_records
+from hermes_stream.pipeline import BatchResult, Fold, process_records
 from hermes_stream.records import Origin
 from hermes_stream.schema import API_CALLS, ERRORS, EVENT_TABLES, SESSIONS, TABLES, TOOL_RESULTS, Table
 from hermes_stream.sessions import SessionStats
@@ -95,6 +95,7 @@ def test_rows_land_in_each_table() -> None:
         "dead_letters": 1,
         "errors": 2,
         "alerts": 0,  # alerts reach DuckDB from their topic (the alert sink)
+        "model_prices": 1,  # each model once
     }
     assert {r["session_id"]: r["api_errors"] for r in rows(result, SESSIONS)} == {"s1": 0, "s2": 1}
     assert [r["http_status"] for r in rows(result, API_CALLS)] == [None, 529]
@@ -219,3 +220,17 @@ def test_a_session_over_budget_raises_one_alert_however_often_it_is_touched_agai
         records([api_call("s1", cost_usd=0.6)], first_offset=2), persisted(second).get, LIMIT, config
     )
     assert third.alerts == []
+
+
+def test_a_session_without_events_for_the_timeout_is_ended_and_published() -> None:
+    table: dict[str, SessionStats] = {}
+    fold = Fold(table.get, LIMIT)
+    fold.add(*records([api_call("quiet"), api_call("busy")])[0])
+    table.update(fold.take().sessions)  # handed over: both are in the worker's table
+    fold.active["busy"] += 100  # an event of "busy" was folded later
+
+    assert fold.expire_idle(now=fold.active["quiet"] + 30, timeout=30) == 1
+    result = fold.take()
+    assert [(s.session_id, s.end_reason) for s in result.finalised] == [("quiet", "idle_timeout")]
+    assert rows(result, SESSIONS)[0]["status"] == "ended"
+    assert set(fold.active) == {"busy"}

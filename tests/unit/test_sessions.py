@@ -66,7 +66,7 @@ def test_counts_and_token_sums_are_folded() -> None:
     assert (stats.tool_calls, stats.tool_errors, stats.skill_invocations) == (2, 1, 1)
     assert (stats.input_tokens, stats.output_tokens) == (3000, 120)
     assert (stats.cache_read_tokens, stats.cache_write_tokens, stats.reasoning_tokens) == (800, 1500, 30)
-    assert stats.reported_cost_usd == pytest.approx(0.75)
+    assert stats.cost_usd == pytest.approx(0.75)
     assert (stats.model, stats.provider) == ("claude-haiku-4-5", "anthropic")
     assert (stats.source, stats.started_at, stats.last_event_at) == ("cli", T0, T0 + 5)
 
@@ -167,3 +167,62 @@ def test_state_round_trips_through_json_and_still_dedupes() -> None:
     assert not restored.apply_record([seen], 0, 1)
     assert restored.apply_record([seen, tool_result()], 0, 2)
     assert (restored.api_calls, restored.tool_calls) == (1, 1)
+
+
+# cost, kind, idle
+
+
+def test_cost_status_is_reported_estimated_or_unknown() -> None:
+    assert folded([api_call(cost_usd=0.25)]).cost_status == "reported"
+    estimated = folded([api_call(cost_usd=0.25), api_call()])
+    assert estimated.cost_status == "estimated" and estimated.estimated_cost_usd > 0.25  # type: ignore[operator]
+    unknown = folded([api_call(provider="ollama", model="no-such-model:7b")])
+    assert (unknown.cost_status, unknown.estimated_cost_usd) == ("unknown", None)  # never a silent $0
+    assert folded([tool_result()]).cost_status is None
+
+
+def test_a_call_with_cache_reads_is_estimated_cheaper() -> None:
+    plain = folded([api_call(input_tokens=100_000, output_tokens=0)]).estimated_cost_usd
+    cached = folded(
+        [api_call(input_tokens=100_000, output_tokens=0, cache_read_tokens=80_000)]
+    ).estimated_cost_usd
+    assert plain is not None and cached is not None and 0 < cached < plain
+
+
+def test_models_and_per_tool_counts_are_kept() -> None:
+    stats = folded(
+        [api_call(), api_call(model="gpt-4o-mini"), api_call()],
+        [event("tool_result", tool_name="patch", status="ok"), tool_result(), tool_result(status="error")],
+    )
+    assert stats.models == ["gpt-4o", "gpt-4o-mini"]
+    assert stats.tool_counts == {"patch": 1, "terminal": 2}
+
+
+def test_the_kind_columns_are_filled_once_the_session_ends() -> None:
+    stats = folded([tool_result(), tool_result(), tool_result()])
+    assert stats.row()["category"] is None
+    stats.apply_record([session_end(message_count=30)], 0, 99)
+    row = stats.row()
+    assert (row["category"], row["task_type"], row["messages"], row["is_successful"]) == (
+        "ops",
+        "mixed",
+        30,
+        True,
+    )
+
+
+def test_expire_ends_the_session_at_its_last_event() -> None:
+    stats = folded([api_call(T0), tool_result(T0 + 40)])
+    stats.expire()
+    assert (stats.ended, stats.ended_at, stats.end_reason) == (True, T0 + 40, "idle_timeout")
+
+
+def test_a_call_claiming_more_cache_than_input_tokens_is_unpriced_not_a_crash() -> None:
+    stats = folded([api_call(input_tokens=10, cache_read_tokens=50)])
+    assert (stats.cost_status, stats.api_calls) == ("unknown", 1)
+
+
+def test_state_written_by_an_older_version_still_loads() -> None:
+    old = {"session_id": "s", "api_calls": 2, "reported_cost_usd": 0.5, "gone_field": 1}
+    stats = SessionStats.from_dict(old)
+    assert (stats.api_calls, stats.cost_usd) == (2, 0.5)

@@ -1,0 +1,99 @@
+"""Session analytics end to end: cost, kind, idle timeout, late events, the live view."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from typing import Any
+
+from hermes_stream import codec
+from hermes_stream.events import make_event
+from hermes_stream.store import query
+from hermes_stream.topics import Topics
+from tests.conftest import wait_for
+from tests.integration.conftest import publish, read_topic, scalar
+
+T0 = 1_767_225_600.0
+
+
+def call(session: str, ts: float, **fields: Any) -> dict[str, Any]:
+    base = {
+        "model": "gpt-4o",
+        "provider": "openai",
+        "input_tokens": 1000,
+        "output_tokens": 100,
+        "status": "ok",
+    }
+    return make_event("api_call", session, ts=ts, **(base | fields))
+
+
+def tool(session: str, ts: float, name: str, status: str = "ok") -> dict[str, Any]:
+    return make_event("tool_result", session, ts=ts, tool_name=name, status=status)
+
+
+def get(url: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, codec.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, codec.loads(exc.read()) if exc.code in (404, 503) else {}
+    except urllib.error.URLError:  # the web server is not up yet
+        return 0, {}
+
+
+def test_a_quiet_session_ends_by_idle_timeout_and_a_late_event_updates_it(settings_factory, worker_factory):
+    settings = settings_factory(session_idle_timeout=2.0)
+    worker_factory(settings)
+    publish(settings, [call("quiet", T0), *(tool("quiet", T0 + i, "execute_code") for i in range(1, 5))])
+
+    live = f"http://{settings.web_host}:{settings.web_port}/sessions/quiet"
+    wait_for(lambda: get(live)[0] == 200, timeout=30)
+    status, state = get(live)  # the live view, while the session is still going
+    assert state["live"] is True and state["tool_calls"] == 4 and state["category"] is None
+    assert get(f"http://{settings.web_host}:{settings.web_port}/sessions/nobody")[0] == 404
+
+    wait_for(
+        lambda: scalar(settings, "SELECT count(*) FROM sessions WHERE status = 'ended'") == 1, timeout=30
+    )
+    _, rows = query(
+        settings.db, "SELECT end_reason, ended_at = last_event_at, category, task_type FROM sessions"
+    )
+    assert rows == [("idle_timeout", True, "coding", "code")]
+    assert settings.broker is not None
+    (published,) = read_topic(settings.broker, Topics(settings.topic_prefix).sessions, expected=1)
+    assert codec.loads(published)["end_reason"] == "idle_timeout"
+
+    publish(settings, [tool("quiet", T0 + 9, "terminal", status="error")])  # late: the same row changes
+    wait_for(lambda: scalar(settings, "SELECT tool_calls FROM sessions") == 5, timeout=30)
+    assert scalar(settings, "SELECT count(*) FROM sessions") == 1
+
+
+def test_costs_are_reported_estimated_or_unknown(settings_factory, worker_factory):
+    settings = settings_factory()
+    worker_factory(settings)
+    end = {"end_reason": "completed"}
+    publish(
+        settings,
+        [
+            call("reported", T0, cost_usd=0.5),
+            make_event("session_end", "reported", ts=T0 + 1, **end),
+            call("estimated", T0, input_tokens=1_000_000, output_tokens=0),
+            make_event("session_end", "estimated", ts=T0 + 1, **end),
+            call("unknown", T0, provider="ollama", model="no-such-model:7b"),
+            make_event("session_end", "unknown", ts=T0 + 1, **end),
+        ],
+    )
+    wait_for(
+        lambda: scalar(settings, "SELECT count(*) FROM sessions WHERE status = 'ended'") == 3, timeout=30
+    )
+    _, rows = query(
+        settings.db, "SELECT session_id, cost_status, estimated_cost_usd FROM sessions ORDER BY session_id"
+    )
+    costs = {sid: (status, cost) for sid, status, cost in rows}
+    assert costs["reported"] == ("reported", 0.5)
+    assert (
+        costs["estimated"][0] == "estimated" and costs["estimated"][1] > 0
+    )  # a million input tokens of gpt-4o
+    assert costs["unknown"] == ("unknown", None)  # never a silent $0
+    _, priced = query(settings.db, "SELECT model, priced FROM model_prices ORDER BY model")
+    assert priced == [("gpt-4o", True), ("no-such-model:7b", False)]
