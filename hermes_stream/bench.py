@@ -12,6 +12,8 @@
    through the SDK, failed API calls are emitted now and then; the time from
    each one's ``emit()`` to its record on ``hermes.errors.*`` is measured by a
    consumer in the same process (``error_latency_p50_ms`` / ``_p99_ms``).
+5. Reports: ``report daily``, ``sessions`` and ``models`` timed on a store of
+   10M API calls and 200k sessions that it builds (:mod:`~hermes_stream.report_bench`).
 
 Progress goes to stderr; the caller prints the figures as one JSON line.
 """
@@ -34,6 +36,7 @@ from hermes_stream.events import Event, make_event, record_is_valid, validate_ev
 from hermes_stream.generator import generate_events
 from hermes_stream.producer import EventProducer
 from hermes_stream.publish import publish_events
+from hermes_stream.report_bench import report_timings
 from hermes_stream.settings import Settings
 from hermes_stream.topics import Topics
 from hermes_stream.worker import count_rows, local_pipeline, wait_until
@@ -41,7 +44,9 @@ from hermes_stream.worker import count_rows, local_pipeline, wait_until
 ROWS = "SELECT (SELECT count(*) FROM api_calls) + (SELECT count(*) FROM tool_results)"
 
 
-def run_bench(settings: Settings, sessions: int, seed: int, load: int = 5000) -> dict[str, Any]:
+def run_bench(
+    settings: Settings, sessions: int, seed: int, load: int = 5000, reports: bool = True
+) -> dict[str, Any]:
     events = list(generate_events(sessions, seed))
     figures: dict[str, Any] = {"events": len(events), "sessions": sessions}
     figures["validate_us_per_event"] = round(_validation_cost(events), 3)
@@ -57,6 +62,8 @@ def run_bench(settings: Settings, sessions: int, seed: int, load: int = 5000) ->
             in_topic = warm + len(events)
             figures["raw_consume_events_per_s"] = round(asyncio.run(_raw_consume(live, in_topic)))
             figures.update(asyncio.run(error_latency(live, load)))
+        if reports:
+            figures.update(report_timings(work))
     figures["ratio"] = round(figures["e2e_events_per_s"] / figures["raw_consume_events_per_s"], 4)
     return figures
 

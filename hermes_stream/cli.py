@@ -369,11 +369,17 @@ def demo(sessions: int, seed: int, db: Path) -> None:
     show_default=True,
     help="Background events/s while error latency is timed.",
 )
-def bench(sessions: int, seed: int, load: int) -> None:
-    """Measure validation cost, end-to-end throughput and error latency; the last line is JSON."""
+@click.option(
+    "--reports/--no-reports",
+    default=True,
+    show_default=True,
+    help="Also time the reports on a 10M-call store it builds (~30 s).",
+)
+def bench(sessions: int, seed: int, load: int, reports: bool) -> None:
+    """Measure validation cost, throughput, error latency and report speed; the last line is JSON."""
     from hermes_stream.bench import run_bench
 
-    figures = run_bench(_settings(), sessions, seed, load)
+    figures = run_bench(_settings(), sessions, seed, load, reports)
     click.echo(codec.dumps(figures).decode())
 
 
