@@ -22,6 +22,8 @@ class Table:
     columns: tuple[tuple[str, str], ...]
     #: On a key conflict: keep the stored row (immutable facts) or replace it.
     replace: bool = False
+    #: Columns with an index of their own, for lookups by them.
+    indexes: tuple[str, ...] = ()
 
     @cached_property
     def names(self) -> tuple[str, ...]:
@@ -36,6 +38,12 @@ class Table:
             f"{name} {sql}{' PRIMARY KEY' if name == self.key else ''}" for name, sql in self.columns
         )
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n)"
+
+    def index_ddl(self) -> list[str]:
+        return [
+            f"CREATE INDEX IF NOT EXISTS {self.name}_by_{column} ON {self.name} ({column})"
+            for column in self.indexes
+        ]
 
     def added_columns(self) -> list[str]:
         """Statements that add columns a file made by an older version lacks (new columns come last)."""
@@ -222,7 +230,35 @@ MODEL_PRICES = Table(
     replace=True,
 )
 
-TABLES = (API_CALLS, TOOL_RESULTS, SESSIONS, DEAD_LETTERS, ERRORS, ALERTS, MODEL_PRICES)
+SKILL_INVOCATIONS = Table(
+    "skill_invocations",
+    "invocation_id",
+    (
+        ("invocation_id", "VARCHAR"),  # the skill_invoked event's event_id
+        ("session_id", "VARCHAR"),
+        ("cron_id", "VARCHAR"),
+        ("skill_name", "VARCHAR"),
+        ("skill_version", "VARCHAR"),
+        ("invoked_at", "TIMESTAMP"),
+        ("completed_at", "TIMESTAMP"),
+        ("model", "VARCHAR"),
+        ("provider", "VARCHAR"),
+        ("duration_seconds", "DOUBLE"),
+        ("input_tokens", "BIGINT"),
+        ("output_tokens", "BIGINT"),
+        ("cache_read_tokens", "BIGINT"),
+        ("cache_write_tokens", "BIGINT"),
+        ("estimated_cost_usd", "DOUBLE"),
+        ("cost_shared", "BOOLEAN"),
+        ("success", "BOOLEAN"),
+        ("end_reason", "VARCHAR"),
+        ("quality_score", "DOUBLE"),
+    ),
+    replace=True,
+    indexes=("skill_name", "cron_id", "session_id"),
+)
+
+TABLES = (API_CALLS, TOOL_RESULTS, SESSIONS, DEAD_LETTERS, ERRORS, ALERTS, MODEL_PRICES, SKILL_INVOCATIONS)
 
 #: The tables that hold one row per event, by event type. The sink reads their
 #: rows straight from the events' JSON (see ``store.py``).
@@ -254,6 +290,22 @@ VIEWS = {
                avg(total_tokens) AS avg_tokens_per_session,
                avg(estimated_cost_usd) AS avg_cost_per_session
         FROM sessions
+        GROUP BY ALL
+    """,
+    "skill_stats_daily": """
+        SELECT skill_name, model, provider,
+               CAST(invoked_at AS DATE) AS day,
+               count(*) AS invocation_count,
+               count(*) FILTER (WHERE success) AS success_count,
+               count(*) FILTER (WHERE NOT success) AS failure_count,
+               avg(duration_seconds) AS avg_duration_s,
+               sum(estimated_cost_usd) AS total_cost_usd,
+               avg(estimated_cost_usd) AS avg_cost_usd,
+               sum(input_tokens) AS total_input_tokens,
+               sum(output_tokens) AS total_output_tokens,
+               avg(quality_score) AS avg_quality_score,
+               max(invoked_at) AS last_invoked_at
+        FROM skill_invocations
         GROUP BY ALL
     """,
     # A call's cost: as reported, else from model_prices (its base tier; the

@@ -163,7 +163,7 @@ class Store:
     def _create_schema(self, con: duckdb.DuckDBPyConnection) -> None:
         for table in TABLES:
             con.execute(table.ddl())
-            for statement in table.added_columns():
+            for statement in table.added_columns() + table.index_ddl():
                 con.execute(statement)
         for statement in view_ddl():
             con.execute(statement)
