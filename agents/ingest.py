@@ -33,6 +33,7 @@ from hermes_stream.pipeline import BatchResult, Fold
 from hermes_stream.records import Origin
 from hermes_stream.sessions import SessionStats
 from hermes_stream.settings import Settings
+from hermes_stream.skills import invocation_rows, skill_key
 from hermes_stream.store import SinkBatch, WriterProcess
 from hermes_stream.topics import Topics
 
@@ -75,7 +76,7 @@ def register(
             sessions=app.topic(
                 topics.sessions, key_type=bytes, value_serializer=JSON, partitions=settings.partitions
             ),
-            publish=_producer_publish(app),
+            publish=producer_publish(app),
         )
     table = app.Table(
         "sessions",
@@ -89,7 +90,7 @@ def register(
     live.register(app, table, ingest.live_state)
 
 
-def _producer_publish(app: faust.App) -> Publish:
+def producer_publish(app: faust.App) -> Publish:
     """Send through Faust's producer, without the per-message cost of ``Topic.send``.
 
     Faust flushes the producer before it commits an offset, so what a record
@@ -281,6 +282,11 @@ class Ingest:
         for alert in result.alerts:
             value = codec.dumps(alert.to_dict())
             sent.append(await self.outputs.publish(self.topics.alerts, alert.subject.encode(), value))
+        for stats in result.finalised:  # keyed by skill and model, for the skills agent's table
+            for row in invocation_rows(stats):
+                key = skill_key(row["skill_name"], row["model"])
+                topic = self.topics.skill_invocations
+                sent.append(await self.outputs.publish(topic, key.encode(), codec.dumps(row)))
         await asyncio.gather(*sent)
 
 

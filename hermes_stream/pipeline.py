@@ -26,8 +26,9 @@ from hermes_stream.error_records import error_record, is_error, redact_event
 from hermes_stream.events import Event
 from hermes_stream.pricing import PRICING_VERSION, price_of
 from hermes_stream.records import DeadLetter, Origin, decode_record
-from hermes_stream.schema import DEAD_LETTERS, ERRORS, MODEL_PRICES, SESSIONS
+from hermes_stream.schema import DEAD_LETTERS, ERRORS, MODEL_PRICES, SESSIONS, SKILL_INVOCATIONS
 from hermes_stream.sessions import SessionStats
+from hermes_stream.skills import invocation_rows
 from hermes_stream.store import SinkBatch
 
 Lookup = Callable[[str], SessionStats | None]
@@ -158,6 +159,8 @@ class Fold:
             result.sink.add(DEAD_LETTERS, DEAD_LETTERS.row(letter.to_dict()))
         for stats in result.sessions.values():
             result.sink.add(SESSIONS, SESSIONS.row(stats.row()))
+            for row in invocation_rows(stats):
+                result.sink.add(SKILL_INVOCATIONS, SKILL_INVOCATIONS.row(row))
             if not stats.budget_alerted and stats.last_event_at is not None:
                 alert = budget_alert(stats.session_id, stats.cost_usd, stats.last_event_at, self.alerts)
                 if alert is not None:

@@ -16,6 +16,7 @@ from hermes_stream.events import Event
 from hermes_stream.exceptions import InvalidEvent
 from hermes_stream.pricing import PRICING_VERSION, CostStatus, call_cost
 from hermes_stream.session_kind import SessionKind, session_kind
+from hermes_stream.skills import invocation
 
 #: How many recent event ids a session remembers to drop producer-side
 #: duplicates (a record re-sent after a send that failed but was delivered).
@@ -58,6 +59,8 @@ class SessionStats:
     reasoning_tokens: int = 0
     models: list[str] = field(default_factory=list)
     tool_counts: dict[str, int] = field(default_factory=dict)
+    #: The session's skill invocations, as kept by :func:`hermes_stream.skills.invocation`.
+    skills: list[dict[str, Any]] = field(default_factory=list)
     #: Sum of each API call's cost: as reported when the producer sent it, else estimated.
     cost_usd: float = 0.0
     reported_calls: int = 0
@@ -158,6 +161,7 @@ class SessionStats:
             self._apply_session_end(event)
         elif kind == "skill_invoked":
             self.skill_invocations += 1
+            self.skills.append(invocation(event))
 
     def _apply_api_call(self, event: Event) -> None:
         self.api_calls += 1
