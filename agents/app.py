@@ -14,7 +14,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from hermes_stream.settings import Settings
 from hermes_stream.store import WriterProcess
 
-from . import alert_sink, codec, ingest
+from . import alert_sink, codec, ingest, skills
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -50,6 +50,7 @@ def create_app(settings: Settings) -> faust.App:
     app.producer.buffer.max_messages = CHANGELOG_BUFFER
     writer = WriterProcess(settings.db, settings.lock_timeout)  # one DuckDB writer for both sinks
     ingest.register(app, settings, writer)
+    skills.register(app, settings, ingest.producer_publish(app))
     alert_sink.register(app, settings, writer)
     return app
 

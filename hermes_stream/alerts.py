@@ -18,6 +18,8 @@ Rules (each can be switched off with ``HERMES_STREAM_ALERT_RULES``):
     per session within ``dedupe_seconds``.
 ``session_budget`` (warning)
     a session's cost passed ``session_budget_usd``: once per session.
+``skill_regression`` (warning)
+    a skill's live success rate on a model fell (see ``skill_trend.py``).
 
 Windows and deduplication go by event time, so a replay after a crash raises
 the same alerts with the same ``alert_id`` (the sink keeps one row each).
@@ -37,8 +39,14 @@ from typing import Any, Final, Literal
 from hermes_stream import codec
 from hermes_stream.events import Event
 
-Rule = Literal["permanent_failure", "error_rate", "context_window", "session_budget"]
-RULES: Final[tuple[Rule, ...]] = ("permanent_failure", "error_rate", "context_window", "session_budget")
+Rule = Literal["permanent_failure", "error_rate", "context_window", "session_budget", "skill_regression"]
+RULES: Final[tuple[Rule, ...]] = (
+    "permanent_failure",
+    "error_rate",
+    "context_window",
+    "session_budget",
+    "skill_regression",
+)
 Severity = Literal["critical", "warning"]
 
 #: Reasons of a permanent API failure that page at once.

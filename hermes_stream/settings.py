@@ -14,6 +14,7 @@ from typing import Any
 
 from hermes_stream.alerts import RULES, AlertConfig
 from hermes_stream.exceptions import ConfigError
+from hermes_stream.skill_trend import TrendConfig
 
 PREFIX = "HERMES_STREAM_"
 
@@ -67,7 +68,7 @@ class Settings:
     lock_timeout: float = 30.0
     """``HERMES_STREAM_LOCK_TIMEOUT``: seconds to retry while another process holds the DuckDB file."""
 
-    alert_rules: str = "permanent_failure,error_rate,context_window,session_budget"
+    alert_rules: str = "permanent_failure,error_rate,context_window,session_budget,skill_regression"
     """``HERMES_STREAM_ALERT_RULES``: the alert rules that are on, comma-separated (``none``: no alerts)."""
 
     alert_dedupe_seconds: float = 900.0
@@ -90,6 +91,18 @@ class Settings:
 
     session_budget_usd: float = 10.0
     """``HERMES_STREAM_SESSION_BUDGET_USD``: a session costing more raises an alert (0: never)."""
+
+    skill_half_life_days: float = 5.0
+    """``HERMES_STREAM_SKILL_HALF_LIFE_DAYS``: half-life of the live skill averages, in event time."""
+
+    skill_success_floor: float = 0.5
+    """``HERMES_STREAM_SKILL_SUCCESS_FLOOR``: a live success rate below this raises skill_regression."""
+
+    skill_drop_points: float = 20.0
+    """``HERMES_STREAM_SKILL_DROP_POINTS``: so does one this many points below the 7-day level."""
+
+    skill_min_samples: int = 10
+    """``HERMES_STREAM_SKILL_MIN_SAMPLES``: invocations with an outcome needed before it does."""
 
     log_level: str = "WARNING"
     """``HERMES_STREAM_LOG_LEVEL``: DEBUG, INFO, WARNING or ERROR."""
@@ -123,7 +136,7 @@ class Settings:
                 f"{PREFIX}ALERT_RULES names unknown rules {', '.join(sorted(unknown))}; "
                 f"known: {', '.join(RULES)}"
             )
-        for name in ("alert_error_rate", "alert_context_fill"):
+        for name in ("alert_error_rate", "alert_context_fill", "skill_success_floor"):
             if not 0 < getattr(self, name) <= 1:
                 raise ConfigError(f"{PREFIX}{name.upper()} must be above 0 and at most 1")
         for name in (
@@ -131,6 +144,8 @@ class Settings:
             "alert_window_seconds",
             "alert_min_calls",
             "session_idle_timeout",
+            "skill_half_life_days",
+            "skill_min_samples",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{PREFIX}{name.upper()} must be positive")
@@ -142,6 +157,17 @@ class Settings:
     @property
     def enabled_alert_rules(self) -> frozenset[str]:
         return frozenset(r.strip() for r in self.alert_rules.split(",") if r.strip() not in ("", "none"))
+
+    def trend_config(self) -> TrendConfig:
+        """The live skill averages and the skill_regression rule."""
+        return TrendConfig(
+            half_life_days=self.skill_half_life_days,
+            floor=self.skill_success_floor,
+            drop_points=self.skill_drop_points,
+            min_samples=self.skill_min_samples,
+            dedupe_seconds=self.alert_dedupe_seconds,
+            enabled="skill_regression" in self.enabled_alert_rules,
+        )
 
     def alert_config(self) -> AlertConfig:
         """The alert rules' thresholds."""

@@ -1,4 +1,4 @@
-"""The alert sink in Faust's test context: no broker, a real DuckDB file."""
+"""The alert sink and the skills agent in Faust's test context: no broker, a real DuckDB file."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import faust
 import pytest
 
-from agents import alert_sink
+from agents import alert_sink, skills
 from agents import codec as faust_codec
 from hermes_stream import codec
 from hermes_stream.settings import Settings
@@ -66,3 +66,33 @@ async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> No
 
 def rows(settings: Settings) -> list[tuple[Any, ...]]:
     return query(settings.db, "SELECT alert_id, rule, subject, CAST(evidence AS VARCHAR) FROM alerts")[1]
+
+
+class Sent(list[tuple[str, bytes, Any]]):
+    async def __call__(self, topic: str, key: bytes, value: bytes) -> None:
+        self.append((topic, key, codec.loads(value)))
+
+
+async def test_the_skills_agent_keeps_a_trend_per_skill_and_model_and_alerts_on_regression(
+    app, settings
+) -> None:
+    settings = settings.with_(skill_min_samples=3, skill_success_floor=0.5)
+    sent = Sent()
+    table = skills.register(app, settings, sent)
+    async with app.agents["skills"].test_context() as agent:
+        for i in range(4):
+            invocation = {
+                "invocation_id": f"i{i}",
+                "skill_name": "digest",
+                "model": "qwen",
+                "provider": "ollama",
+                "invoked_at": 1_767_225_600.0 + i,
+                "completed_at": 1_767_225_660.0 + i,
+                "success": False,
+            }
+            await agent.put(codec.dumps(invocation), key=b"digest|qwen")
+        await agent.put(b"junk", key=b"x")  # skipped with a log line
+    state = codec.loads(table[b"digest|qwen"])
+    assert (state["samples"], state["outcomes"]) == (4, 4)
+    alerts = [value for topic, _, value in sent if topic == "hermes.alerts"]
+    assert [(a["rule"], a["subject"]) for a in alerts] == [("skill_regression", "digest on qwen")]

@@ -97,3 +97,38 @@ def test_costs_are_reported_estimated_or_unknown(settings_factory, worker_factor
     assert costs["unknown"] == ("unknown", None)  # never a silent $0
     _, priced = query(settings.db, "SELECT model, priced FROM model_prices ORDER BY model")
     assert priced == [("gpt-4o", True), ("no-such-model:7b", False)]
+
+
+def test_skill_invocations_are_joined_with_their_session(settings_factory, worker_factory):
+    settings = settings_factory()
+    worker_factory(settings)
+    sid = "cron_job7_20260101_000000"
+
+    def cron(type_: str, ts: float, **fields: Any) -> dict[str, Any]:
+        return make_event(type_, sid, source="cron", ts=ts, **fields)
+
+    publish(
+        settings,
+        [
+            cron("skill_invoked", T0, skill_name="digest", cron_id="job7"),
+            cron("skill_invoked", T0 + 1, skill_name="triage", cron_id="job7", cost_usd=0.05),
+            call(sid, T0 + 2, cost_usd=0.4, input_tokens=2000, source="cron"),
+            cron("session_end", T0 + 20, end_reason="cron_complete", completed=True),
+        ],
+    )
+    wait_for(
+        lambda: scalar(settings, "SELECT count(*) FROM skill_invocations WHERE success") == 2, timeout=30
+    )
+    _, rows = query(
+        settings.db,
+        "SELECT skill_name, cron_id, input_tokens, estimated_cost_usd, cost_shared, duration_seconds "
+        "FROM skill_invocations ORDER BY skill_name",
+    )
+    assert rows == [("digest", "job7", 1000, 0.2, True, 10.0), ("triage", "job7", 1000, 0.05, False, 10.0)]
+    assert scalar(settings, "SELECT invocation_count FROM skill_stats_daily WHERE skill_name = 'digest'") == 1
+    assert settings.broker is not None
+    published = [
+        codec.loads(v)
+        for v in read_topic(settings.broker, Topics(settings.topic_prefix).skill_invocations, expected=2)
+    ]
+    assert sorted(p["skill_name"] for p in published) == ["digest", "triage"]
