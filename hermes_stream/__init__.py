@@ -11,6 +11,7 @@ from hermes_stream.producer import EventProducer
 from hermes_stream.redact import redact
 from hermes_stream.retry import execute_with_retry, execute_with_retry_async
 from hermes_stream.settings import Settings
+from hermes_stream.skill_averages import skill_ema
 from hermes_stream.sync_producer import SyncEventProducer
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "execute_with_retry_async",
     "make_event",
     "redact",
+    "skill_ema",
     "validate_event",
 ]

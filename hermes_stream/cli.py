@@ -9,6 +9,7 @@ tracebacks are for bugs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import sys
 import time
@@ -38,7 +39,8 @@ from hermes_stream.reports import (
     report_sql,
 )
 from hermes_stream.settings import Settings
-from hermes_stream.store import query
+from hermes_stream.skill_averages import ALPHA, WINDOW_DAYS, SkillEma, check_alpha, skill_ema
+from hermes_stream.store import Row, query, reader
 
 FORMAT_OPTION = click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
@@ -174,6 +176,13 @@ def _report_day(ctx: click.Context, param: click.Parameter, value: str | None) -
         raise click.BadParameter(str(exc), ctx, param) from exc
 
 
+def _report_alpha(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    try:
+        return check_alpha(value)  # click's FloatRange lets NaN through
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from exc
+
+
 @cli.command()
 @click.argument("name", type=click.Choice(REPORT_NAMES))
 @click.option(
@@ -206,6 +215,23 @@ def _report_day(ctx: click.Context, param: click.Parameter, value: str | None) -
     show_default=True,
     help="errors only: the last N days, by the error's time (UTC).",
 )
+@click.option(
+    "--window-days",
+    metavar="N",
+    type=click.IntRange(min=1),
+    default=WINDOW_DAYS,
+    show_default=True,
+    help="skills only: the last N UTC calendar days, today included.",
+)
+@click.option(
+    "--alpha",
+    metavar="A",
+    type=float,
+    callback=_report_alpha,
+    default=ALPHA,
+    show_default=True,
+    help="skills only: smoothing, 0 < A < 1; a day N days old weighs (1 - A)^N.",
+)
 @FORMAT_OPTION
 @DB_OPTION
 @click.pass_context
@@ -216,10 +242,12 @@ def report(
     top: int,
     by: SessionOrder,
     days: int,
+    window_days: int,
+    alpha: float,
     fmt: Format,
     db: Path | None,
 ) -> None:
-    """Print a canned report: daily, sessions, models, summary or errors.
+    """Print a canned report: daily, sessions, models, summary, errors or skills.
 
     \b
     daily     one row per UTC day sessions started on (--date: only that day)
@@ -233,15 +261,33 @@ def report(
               their count, share of those errors, distinct sessions and last time
               seen; older data (such as the 2026-01-01 workload of `generate`)
               needs a larger --days
+    skills    per skill and model over the days with runs in the last
+              --window-days UTC days, today included: runs, successes,
+              failures, and moving averages of the daily success rate
+              (unknown outcomes count as not successful), duration and cost
+              per call, a day N days old weighing (1 - alpha)^N and a day
+              without a value skipped; most recently run first
     """
     _refuse_other_reports_options(ctx, name)
-    statement = report_sql(name, ReportOptions(days=days, date=date, top=top, by=by))
     settings = _settings()
-    columns, rows = query(db or settings.db, statement, settings.lock_timeout)
+    if name == "skills":
+        columns, rows = _skill_ema_report(db or settings.db, settings.lock_timeout, window_days, alpha)
+    else:
+        statement = report_sql(name, ReportOptions(days=days, date=date, top=top, by=by))
+        columns, rows = query(db or settings.db, statement, settings.lock_timeout)
     click.echo(render(columns, rows, fmt))
     notes = report_notes(name, columns, rows) if fmt == "table" else []
     if notes:
         click.echo("\n" + "\n".join(notes))
+
+
+def _skill_ema_report(
+    path: Path, lock_timeout: float, window_days: int, alpha: float
+) -> tuple[list[str], list[Row]]:
+    with reader(path, lock_timeout) as con:
+        emas = skill_ema(con, window_days, alpha)
+    rows = [tuple(round(v, 6) if isinstance(v, float) else v for v in dataclasses.astuple(e)) for e in emas]
+    return [field.name for field in dataclasses.fields(SkillEma)], rows
 
 
 def _refuse_other_reports_options(ctx: click.Context, name: ReportName) -> None:
@@ -249,8 +295,9 @@ def _refuse_other_reports_options(ctx: click.Context, name: ReportName) -> None:
     for option, reports in OPTION_REPORTS.items():
         source = ctx.get_parameter_source(option)
         if name not in reports and source not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+            flag = "--" + option.replace("_", "-")
             raise click.BadOptionUsage(
-                option, f"--{option} applies to the {' and '.join(reports)} report only, not {name}"
+                option, f"{flag} applies to the {' and '.join(reports)} report only, not {name}"
             )
 
 

@@ -1,9 +1,11 @@
 """Canned analyst reports over the DuckDB tables (``hermes-stream report …``).
 
 Each report is one SQL query (:func:`report_sql`), built from a
-:class:`ReportOptions`; :data:`OPTION_REPORTS` says which report takes which
-option, so the CLI can refuse the others. :func:`report_notes` gives the
-lines a terminal table shows under a report (JSON and CSV are rows only).
+:class:`ReportOptions`, except ``skills``, which the CLI computes with
+:func:`hermes_stream.skill_averages.skill_ema`. :data:`OPTION_REPORTS` says which
+report takes which option, so the CLI can refuse the others.
+:func:`report_notes` gives the lines a terminal table shows under a report
+(JSON and CSV are rows only).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Final, Literal, get_args
 
 from hermes_stream.exceptions import ConfigError
 
-ReportName = Literal["daily", "sessions", "models", "summary", "errors"]
+ReportName = Literal["daily", "sessions", "models", "summary", "errors", "skills"]
 REPORT_NAMES: Final[tuple[ReportName, ...]] = get_args(ReportName)
 
 #: What ``report sessions --by`` ranks on, highest first.
@@ -33,6 +35,8 @@ OPTION_REPORTS: Final[dict[str, tuple[ReportName, ...]]] = {
     "date": ("daily",),
     "top": ("sessions",),
     "by": ("sessions",),
+    "window_days": ("skills",),
+    "alpha": ("skills",),
 }
 
 
@@ -169,10 +173,15 @@ _BUILDERS: Final[dict[ReportName, Callable[[ReportOptions], str]]] = {
     "models": lambda options: _MODELS,
     "summary": lambda options: _SUMMARY,
     "errors": lambda options: errors_report(options.days),
+    "skills": lambda options: _not_sql("skills"),
 }
 
 #: The reports that take no option, by name (``demo`` shows two of them).
 REPORTS: Final[dict[str, str]] = {"daily": daily_report(), "models": _MODELS, "summary": _SUMMARY}
+
+
+def _not_sql(name: ReportName) -> str:
+    raise ConfigError(f"the {name} report is not one SQL query: call hermes_stream.skill_ema(con, …)")
 
 
 def report_sql(name: ReportName, options: ReportOptions | None = None) -> str:
