@@ -6,6 +6,7 @@
     ├── JSONError            bytes that are not JSON, or a value JSON cannot hold
     ├── BrokerUnavailable    the Kafka broker cannot be reached or refused a send
     ├── EmbeddedBrokerError  the embedded broker could not start
+    ├── ModelContextError    a model's context window is too small for cron jobs
     └── StoreError           the DuckDB store failed
         └── StoreBusy        the DuckDB file stayed locked by another process
 
@@ -43,6 +44,20 @@ class BrokerUnavailable(HermesStreamError):
 
 class EmbeddedBrokerError(HermesStreamError):
     """The embedded broker could not be started."""
+
+
+class ModelContextError(HermesStreamError):
+    """A model's context window is below the minimum a cron job needs."""
+
+    def __init__(self, model: str, context_window: int, minimum: int) -> None:
+        super().__init__(
+            f"model {model!r} has a context window of {context_window:,} tokens; cron jobs need at "
+            f"least {minimum:,}. Choose a model with a larger window, or configure the model's "
+            "context length (passed as override=) to skip this check."
+        )
+        self.model = model
+        self.context_window = context_window
+        self.minimum = minimum
 
 
 class StoreError(HermesStreamError):
