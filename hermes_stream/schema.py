@@ -113,6 +113,9 @@ TOOL_RESULTS = Table(
         ("http_status", "INTEGER"),
         ("error_message", "VARCHAR"),
         *ERROR_COLUMNS,
+        # Only with content capture on in the producer (redacted, result truncated).
+        ("args", "JSON"),
+        ("result", "VARCHAR"),
     ),
 )
 
@@ -258,7 +261,49 @@ SKILL_INVOCATIONS = Table(
     indexes=("skill_name", "cron_id", "session_id"),
 )
 
-TABLES = (API_CALLS, TOOL_RESULTS, SESSIONS, DEAD_LETTERS, ERRORS, ALERTS, MODEL_PRICES, SKILL_INVOCATIONS)
+TEMPLATES = Table(
+    "templates",
+    "name",
+    (
+        ("name", "VARCHAR"),
+        ("description", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("task_type", "VARCHAR"),
+        ("tags", "VARCHAR[]"),
+        ("source_session_id", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+        ("score", "DOUBLE"),
+        ("seed_messages", "JSON"),
+        ("auto", "BOOLEAN"),  # captured by the worker's automatic capture
+    ),
+    replace=True,
+    indexes=("category",),
+)
+
+TEMPLATE_PROVISIONS = Table(
+    "template_provisions",
+    "provision_id",
+    (
+        ("provision_id", "VARCHAR"),
+        ("template_name", "VARCHAR"),
+        ("provisioned_at", "TIMESTAMP"),
+        ("category", "VARCHAR"),
+        ("task_hint", "VARCHAR"),
+    ),
+)
+
+TABLES = (
+    API_CALLS,
+    TOOL_RESULTS,
+    SESSIONS,
+    DEAD_LETTERS,
+    ERRORS,
+    ALERTS,
+    MODEL_PRICES,
+    SKILL_INVOCATIONS,
+    TEMPLATES,
+    TEMPLATE_PROVISIONS,
+)
 
 #: The tables that hold one row per event, by event type. The sink reads their
 #: rows straight from the events' JSON (see ``store.py``).
@@ -291,6 +336,14 @@ VIEWS = {
                avg(estimated_cost_usd) AS avg_cost_per_session
         FROM sessions
         GROUP BY ALL
+    """,
+    # Sessions worth capturing as warm templates (session analytics rules).
+    "template_candidates": """
+        SELECT session_id, category, task_type, score, source, model, provider,
+               started_at, ended_at, tool_calls, tool_errors, error_rate, unique_tools, messages
+        FROM sessions
+        WHERE status = 'ended' AND is_successful AND is_proficient
+        ORDER BY score DESC, ended_at DESC
     """,
     "skill_stats_daily": """
         SELECT skill_name, model, provider,

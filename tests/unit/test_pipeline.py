@@ -97,6 +97,8 @@ def test_rows_land_in_each_table() -> None:
         "alerts": 0,  # alerts reach DuckDB from their topic (the alert sink)
         "model_prices": 1,  # each model once
         "skill_invocations": 0,
+        "templates": 0,
+        "template_provisions": 0,
     }
     assert {r["session_id"]: r["api_errors"] for r in rows(result, SESSIONS)} == {"s1": 0, "s2": 1}
     assert [r["http_status"] for r in rows(result, API_CALLS)] == [None, 529]
