@@ -29,7 +29,7 @@ from typing import Any
 from hermes_stream import codec
 from hermes_stream.events import SCHEMA_VERSION, Event, new_event_id, record_is_valid, validate_event
 from hermes_stream.exceptions import BrokerUnavailable, InvalidEvent, JSONError
-from hermes_stream.redact import redact
+from hermes_stream.redact import redact, redact_value
 from hermes_stream.sender import KafkaSender, Record, Sender, partition_for
 from hermes_stream.settings import Settings
 from hermes_stream.spool import Spool
@@ -51,10 +51,45 @@ class ProducerStats:
     rejected: int = 0
 
 
-def encode_event(event: Event, max_bytes: int) -> tuple[str, bytes]:
-    """Fill the envelope defaults, redact secrets, validate and encode; return (session_id, JSON bytes)."""
+@dataclass(frozen=True)
+class ContentCapture:
+    """Whether ``tool_result`` events keep their ``args`` and ``result`` (off: both are dropped).
+
+    When on, every string in them is redacted and ``result`` is cut to
+    ``max_result_chars`` characters (after redaction, so no secret is cut in half).
+    """
+
+    enabled: bool = False
+    max_result_chars: int = 2000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ContentCapture:
+        return cls(settings.capture_content, settings.capture_max_chars)
+
+    def apply(self, event: Event) -> Event:
+        if event.get("type") != "tool_result" or ("args" not in event and "result" not in event):
+            return event
+        if not self.enabled:
+            return {key: value for key, value in event.items() if key not in ("args", "result")}
+        captured = dict(event)
+        if "args" in captured:
+            captured["args"] = redact_value(captured["args"])
+        result = captured.get("result")
+        if isinstance(result, str):
+            captured["result"] = redact(result)[: self.max_result_chars]
+        return captured
+
+
+def encode_event(
+    event: Event, max_bytes: int, capture: ContentCapture = ContentCapture()
+) -> tuple[str, bytes]:
+    """Fill the envelope defaults, redact secrets, validate and encode; return (session_id, JSON bytes).
+
+    ``args`` and ``result`` of a ``tool_result`` are kept only as *capture* says.
+    """
     if not isinstance(event, dict):  # a list or None must be rejected, not crash the filling below
         validate_event(event)
+    event = capture.apply(event)
     if "event_id" not in event or "ts" not in event or "schema_version" not in event:
         event = {"event_id": new_event_id(), "schema_version": SCHEMA_VERSION, **event}
         event.setdefault("ts", time.time())
@@ -110,6 +145,7 @@ class EventProducer:
         linger: float = 0.02,
         queue_size: int = 20_000,
         max_record_bytes: int = 1_048_576,
+        capture: ContentCapture = ContentCapture(),
     ) -> None:
         self.stats = ProducerStats()
         self._sender = sender
@@ -118,6 +154,7 @@ class EventProducer:
         self._linger = linger
         self._queue_size = queue_size
         self._max_bytes = max_record_bytes
+        self.capture = capture
         self._queue: deque[tuple[str, bytes]] = deque()
         self._spooling = False
         self._partitions = 0
@@ -136,6 +173,7 @@ class EventProducer:
             linger=settings.linger_ms / 1000,
             queue_size=settings.queue_size,
             max_record_bytes=settings.max_record_bytes,
+            capture=ContentCapture.from_settings(settings),
         )
 
     async def start(self) -> None:
@@ -152,13 +190,17 @@ class EventProducer:
     def emit(self, event: Event) -> bool:
         """Queue *event*; return False (and log why) if it is invalid. Never blocks, never raises."""
         try:
-            session_id, data = encode_event(event, self.max_event_bytes)
+            session_id, data = self.encode(event)
         except (InvalidEvent, ValueError) as exc:
             self.stats.rejected += 1
             log.warning("rejected event: %s", exc)
             return False
         self.enqueue(session_id, data)
         return True
+
+    def encode(self, event: Event) -> tuple[str, bytes]:
+        """:func:`encode_event` with this producer's limit and content capture."""
+        return encode_event(event, self.max_event_bytes, self.capture)
 
     def enqueue(self, session_id: str, data: bytes) -> None:
         """Queue an event already validated and encoded by :func:`encode_event`."""

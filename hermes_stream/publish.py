@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from hermes_stream import codec
 from hermes_stream.events import Event
 from hermes_stream.exceptions import InvalidEvent, JSONError
-from hermes_stream.producer import EventProducer, ProducerStats, encode_event
+from hermes_stream.producer import EventProducer, ProducerStats
 from hermes_stream.settings import Settings
 
 
@@ -53,7 +53,7 @@ async def publish_lines(
             if not line.strip():
                 continue
             try:
-                session_id, data = encode_event(codec.loads(line), settings.max_record_bytes - 2)
+                session_id, data = producer.encode(codec.loads(line))
             except (JSONError, InvalidEvent) as exc:
                 report.invalid += 1
                 on_invalid(number, str(exc))

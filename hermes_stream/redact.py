@@ -31,7 +31,7 @@ lower-cased text, so a message without any is returned as is (the same object).
 from __future__ import annotations
 
 import re
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 REDACTED: Final = "[REDACTED]"
 
@@ -94,3 +94,26 @@ def redact(text: str) -> str:
         if rule.also in lowered and any(trigger in lowered for trigger in rule.triggers):
             text = rule.pattern.sub(rule.replacement, text)
     return text
+
+
+_SECRET_KEY: Final = re.compile(rf"(?i){_KEY_NAMES}|authorization|x-api-key|api-key")
+
+
+def redact_value(value: Any) -> Any:
+    """*value* (JSON-like: dicts, lists, strings, …) with every string in it redacted.
+
+    A string under a key named like a secret (``token``, ``api_key``,
+    ``password``, ``Authorization``, …) is replaced whole.
+    """
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {
+            key: REDACTED
+            if isinstance(item, str) and isinstance(key, str) and _SECRET_KEY.fullmatch(key)
+            else redact_value(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_value(item) for item in value]
+    return value

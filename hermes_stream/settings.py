@@ -104,6 +104,12 @@ class Settings:
     skill_min_samples: int = 10
     """``HERMES_STREAM_SKILL_MIN_SAMPLES``: invocations with an outcome needed before it does."""
 
+    capture_content: bool = False
+    """``HERMES_STREAM_CAPTURE_CONTENT``: producers keep tool calls' ``args`` and ``result`` (redacted)."""
+
+    capture_max_chars: int = 2000
+    """``HERMES_STREAM_CAPTURE_MAX_CHARS``: a captured ``result`` is cut to this many characters."""
+
     log_level: str = "WARNING"
     """``HERMES_STREAM_LOG_LEVEL``: DEBUG, INFO, WARNING or ERROR."""
 
@@ -121,7 +127,7 @@ class Settings:
 
     def checked(self) -> Settings:
         """Return self, or raise :class:`ConfigError` naming the bad setting."""
-        positive = ("partitions", "queue_size", "max_record_bytes", "web_port")
+        positive = ("partitions", "queue_size", "max_record_bytes", "web_port", "capture_max_chars")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{PREFIX}{name.upper()} must be at least 1")
@@ -207,4 +213,9 @@ def _parse(name: str, type_: object, raw: str) -> Any:
         raise ConfigError(f"{var}={raw!r} is not a number") from None
     if "Path" in kind:
         return Path(raw).expanduser()
+    if "bool" in kind:
+        flag = raw.lower()
+        if flag not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ConfigError(f"{var}={raw!r} is not true or false (1/0, true/false, yes/no, on/off)")
+        return flag in ("1", "true", "yes", "on")
     return raw

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from hermes_stream.events import Event
 from hermes_stream.exceptions import InvalidEvent
-from hermes_stream.producer import EventProducer, ProducerStats, encode_event
+from hermes_stream.producer import EventProducer, ProducerStats
 from hermes_stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class SyncEventProducer:
         """Queue *event*; False (and a logged reason) if invalid. Never blocks on the broker."""
         producer = self._started()
         try:
-            session_id, data = encode_event(event, producer.max_event_bytes)  # the factory's limit
+            session_id, data = producer.encode(event)  # the factory's limit and capture
         except (InvalidEvent, ValueError) as exc:
             self._rejected += 1
             log.warning("rejected event: %s", exc)

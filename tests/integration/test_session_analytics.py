@@ -132,3 +132,18 @@ def test_skill_invocations_are_joined_with_their_session(settings_factory, worke
         for v in read_topic(settings.broker, Topics(settings.topic_prefix).skill_invocations, expected=2)
     ]
     assert sorted(p["skill_name"] for p in published) == ["digest", "triage"]
+
+
+def test_captured_tool_content_lands_redacted_only_when_capture_is_on(settings_factory, worker_factory):
+    key = "sk-ant-api03-" + "Qw7" * 20
+    settings = settings_factory(capture_content=True, capture_max_chars=80)
+    worker_factory(settings)
+    content = {"args": {"path": "src/app.py", "api_key": key}, "result": f"read 2 KB; key {key} " + "z" * 500}
+    publish(
+        settings, [make_event("tool_result", "cap", ts=T0, tool_name="read_file", status="ok", **content)]
+    )
+    wait_for(lambda: scalar(settings, "SELECT count(*) FROM tool_results") == 1, timeout=30)
+    _, rows = query(settings.db, "SELECT args->>'path', args->>'api_key', result FROM tool_results")
+    ((path, api_key, result),) = rows
+    assert (path, api_key) == ("src/app.py", "[REDACTED]")
+    assert len(result) == 80 and key not in result and result.startswith("read 2 KB; key [REDACTED]")

@@ -12,9 +12,16 @@ from typing import Any, Protocol
 import pytest
 
 from hermes_stream.events import SCHEMA_VERSION, make_event
-from hermes_stream.exceptions import InvalidEvent
-from hermes_stream.producer import MAX_RECORD_EVENTS, EventProducer, build_records, encode_event
+from hermes_stream.exceptions import ConfigError, InvalidEvent
+from hermes_stream.producer import (
+    MAX_RECORD_EVENTS,
+    ContentCapture,
+    EventProducer,
+    build_records,
+    encode_event,
+)
 from hermes_stream.sender import MemorySender, Record, Sender, partition_for
+from hermes_stream.settings import Settings
 from tests.unit.delivery import delivered as delivered_events
 from tests.unit.delivery import seqs_by_session
 
@@ -126,7 +133,7 @@ async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> Non
         pytest.param({**tool_event("s", 0), "extra": object()}, id="not-json-encodable"),
         pytest.param({**tool_event("s", 0), "duration_ms": float("nan")}, id="nan-optional"),
         pytest.param({**tool_event("s", 0), "ts": float("inf")}, id="inf-required"),
-        pytest.param({**tool_event("s", 0), "result": "x" * 5000}, id="oversized"),
+        pytest.param({**tool_event("s", 0), "error_message": "x" * 5000}, id="oversized"),
         pytest.param(None, id="none"),
         pytest.param(["not", "an", "object"], id="list"),
         pytest.param("tool_result", id="string"),
@@ -260,7 +267,7 @@ def test_encode_event_redacts_secrets_from_the_message_and_leaves_the_caller_s_e
 
 def encoded(session_id: str, seq: int, pad: int = 0) -> tuple[str, bytes]:
     """An encoded event; a fixed ts and 4-digit seq make every one the same size."""
-    event = tool_event(session_id, 1000 + seq, result="x" * pad, ts=1_767_225_600.5)
+    event = tool_event(session_id, 1000 + seq, error_message="x" * pad, ts=1_767_225_600.5)
     return encode_event(event, 1 << 20)
 
 
@@ -538,3 +545,41 @@ async def test_close_on_a_hanging_broker_spools_what_was_in_flight(
     await producer.close(timeout=0.1)
 
     assert seqs_by_session(on_disk(spool_dir)) == seqs_by_session(events)
+
+
+# content capture
+
+
+def tool_with_content(**fields: Any) -> dict[str, Any]:
+    key = "sk-proj-" + "Zq8" * 15
+    return {
+        **tool_event("s", 0),
+        "args": {
+            "cmd": f"curl -H 'Authorization: Bearer {key}' https://x.test",
+            "n": [1, {"token": "abc12345xyz"}],
+        },
+        "result": f"ok {key} " + "y" * 5000,
+        **fields,
+    }
+
+
+def test_content_is_dropped_unless_capture_is_on() -> None:
+    _, data = encode_event(tool_with_content(), 1 << 20)
+    assert "args" not in json.loads(data) and "result" not in json.loads(data)
+
+
+def test_captured_content_is_redacted_and_the_result_truncated() -> None:
+    _, data = encode_event(tool_with_content(), 1 << 20, ContentCapture(enabled=True, max_result_chars=100))
+    event = json.loads(data)
+    assert "sk-proj-" not in data.decode() and "abc12345xyz" not in data.decode()
+    assert event["args"]["n"][0] == 1 and "[REDACTED]" in event["args"]["cmd"]
+    assert len(event["result"]) == 100 and event["result"].startswith("ok [REDACTED] yyy")
+
+
+def test_the_setting_turns_capture_on(tmp_path: Any) -> None:
+    settings = Settings.from_env(
+        {"HERMES_STREAM_CAPTURE_CONTENT": "true", "HERMES_STREAM_CAPTURE_MAX_CHARS": "10"}
+    )
+    assert ContentCapture.from_settings(settings) == ContentCapture(True, 10)
+    with pytest.raises(ConfigError, match="CAPTURE_CONTENT"):
+        Settings.from_env({"HERMES_STREAM_CAPTURE_CONTENT": "maybe"})

@@ -110,8 +110,8 @@ def test_the_producers_record_size_limit_applies(make_sync: MakeSync) -> None:
     sender = MemorySender()
     producer = make_sync(sender, max_record_bytes=2048)
 
-    assert producer.emit(tool_event("sess_1", 0, result="x" * 4096)) is False
-    assert producer.emit(tool_event("sess_1", 1, result="x" * 100)) is True
+    assert producer.emit(tool_event("sess_1", 0, error_message="x" * 4096)) is False
+    assert producer.emit(tool_event("sess_1", 1, error_message="x" * 100)) is True
 
     assert producer.flush(5)
     assert all(len(record.value) <= 2048 for _, record in sender.records)
