@@ -48,7 +48,10 @@ def create_app(settings: Settings) -> faust.App:
     # delivering records until it drains, one message at a time. Each write to
     # DuckDB updates a table key per touched session, often thousands at once.
     app.producer.buffer.max_messages = CHANGELOG_BUFFER
-    writer = WriterProcess(settings.db, settings.lock_timeout)  # one DuckDB writer for both sinks
+    per_category = settings.templates_per_category if settings.auto_templates else 0
+    writer = WriterProcess(
+        settings.db, settings.lock_timeout, auto_templates=per_category
+    )  # one for all sinks
     ingest.register(app, settings, writer)
     skills.register(app, settings, ingest.producer_publish(app))
     alert_sink.register(app, settings, writer)

@@ -110,6 +110,12 @@ class Settings:
     capture_max_chars: int = 2000
     """``HERMES_STREAM_CAPTURE_MAX_CHARS``: a captured ``result`` is cut to this many characters."""
 
+    auto_templates: bool = False
+    """``HERMES_STREAM_AUTO_TEMPLATES``: the worker captures each category's best session daily."""
+
+    templates_per_category: int = 5
+    """``HERMES_STREAM_TEMPLATES_PER_CATEGORY``: automatic templates kept per category, lowest scores go."""
+
     log_level: str = "WARNING"
     """``HERMES_STREAM_LOG_LEVEL``: DEBUG, INFO, WARNING or ERROR."""
 
@@ -127,7 +133,14 @@ class Settings:
 
     def checked(self) -> Settings:
         """Return self, or raise :class:`ConfigError` naming the bad setting."""
-        positive = ("partitions", "queue_size", "max_record_bytes", "web_port", "capture_max_chars")
+        positive = (
+            "partitions",
+            "queue_size",
+            "max_record_bytes",
+            "web_port",
+            "capture_max_chars",
+            "templates_per_category",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{PREFIX}{name.upper()} must be at least 1")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import multiprocessing
 import os
 import random
@@ -43,9 +44,11 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from hermes_stream.exceptions import StoreBusy, StoreError
+from hermes_stream.exceptions import HermesStreamError, StoreBusy, StoreError
 from hermes_stream.file_lock import held_by_other
 from hermes_stream.schema import ERRORS, EVENT_TABLES, TABLES, Table, event_json_columns, view_ddl
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -121,6 +124,8 @@ def with_lock_retry(open_: Callable[[], T], path: Path, timeout: float, exclusiv
 #: A writer that holds the file between writes gives it up for this long
 #: before taking it again, so waiting readers (who retry every few ms) get in.
 READERS_GAP = 0.03
+#: How often the automatic template capture runs, in seconds.
+AUTO_TEMPLATES_EVERY = 86_400.0
 #: A held file is given up once no write has come for this long.
 IDLE_RELEASE = 0.1
 
@@ -135,10 +140,15 @@ class Store:
     :data:`IDLE_RELEASE` seconds, or after *hold* seconds for :data:`READERS_GAP`.
     """
 
-    def __init__(self, path: Path, lock_timeout: float = 30.0, hold: float = 0.0) -> None:
+    def __init__(
+        self, path: Path, lock_timeout: float = 30.0, hold: float = 0.0, auto_templates: int = 0
+    ) -> None:
         self.path = path
         self.lock_timeout = lock_timeout
         self.hold = hold
+        #: Automatic template capture: at most this many per category, once a day (0: off).
+        self.auto_templates = auto_templates
+        self._next_templates = 0.0
         self._schema_ready = False
         self._con: duckdb.DuckDBPyConnection | None = None
         self._opened = self._released = 0.0
@@ -182,12 +192,27 @@ class Store:
             except duckdb.Error as exc:
                 self._close()
                 raise StoreError(f"writing to {self.path} failed: {exc}") from exc
+            if self.auto_templates and time.time() >= self._next_templates:
+                self._capture_templates(con)
             if time.monotonic() - self._opened >= self.hold:
                 self._close()
             else:
                 self._idle = threading.Timer(IDLE_RELEASE, self.release)
                 self._idle.daemon = True
                 self._idle.start()
+
+    def _capture_templates(self, con: duckdb.DuckDBPyConnection) -> None:
+        """The daily automatic capture of warm templates (see ``templates.auto_capture``)."""
+        from hermes_stream.templates import auto_capture  # templates reads through this module
+
+        self._next_templates = time.time() + AUTO_TEMPLATES_EVERY
+        try:
+            names = auto_capture(con, self.auto_templates)
+        except HermesStreamError as exc:  # the rows are written; the capture is tried again tomorrow
+            log.error("automatic template capture failed: %s", exc)
+            return
+        if names:
+            log.info("captured templates automatically: %s", ", ".join(names))
 
     def release(self) -> None:
         """Checkpoint and close a held file."""
@@ -273,10 +298,10 @@ def _merge_events(con: duckdb.DuckDBPyConnection, path: str) -> None:
     con.execute("DROP TABLE staged_events")
 
 
-_CHILD_STORES: dict[tuple[Path, float, float], Store] = {}
+_CHILD_STORES: dict[tuple[Path, float, float, int], Store] = {}
 
 
-def _write_in_child(key: tuple[Path, float, float], batch: SinkBatch) -> None:
+def _write_in_child(key: tuple[Path, float, float, int], batch: SinkBatch) -> None:
     store = _CHILD_STORES.get(key)
     if store is None:
         store = _CHILD_STORES[key] = Store(*key)
@@ -307,8 +332,8 @@ class WriterProcess:
     *hold* seconds (see :class:`Store`).
     """
 
-    def __init__(self, path: Path, lock_timeout: float, hold: float = 1.0) -> None:
-        self._key = (path, lock_timeout, hold)
+    def __init__(self, path: Path, lock_timeout: float, hold: float = 1.0, auto_templates: int = 0) -> None:
+        self._key = (path, lock_timeout, hold, auto_templates)
         self._pool: ProcessPoolExecutor | None = None
 
     async def write(self, batch: SinkBatch) -> None:
