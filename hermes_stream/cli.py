@@ -246,6 +246,13 @@ def _report_alpha(ctx: click.Context, param: click.Parameter, value: float) -> f
     show_default=True,
     help="skills only: smoothing, 0 < A < 1; a day N days old weighs (1 - A)^N.",
 )
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="html only: the HTML file to write [default: hermes-report.html].",
+)
 @FORMAT_OPTION
 @DB_OPTION
 @click.pass_context
@@ -258,10 +265,11 @@ def report(
     days: int,
     window_days: int,
     alpha: float,
+    output: Path | None,
     fmt: Format,
     db: Path | None,
 ) -> None:
-    """Print a canned report: daily, sessions, models, summary, errors or skills.
+    """Print a canned report: daily, sessions, models, summary, errors or skills; or write html.
 
     \b
     daily     one row per UTC day sessions started on (--date: only that day)
@@ -281,9 +289,23 @@ def report(
               (unknown outcomes count as not successful), duration and cost
               per call, a day N days old weighing (1 - alpha)^N and a day
               without a value skipped; most recently run first
+    html      one self-contained HTML file (-o, opens without a network):
+              cost and tokens per day, cost by model, error categories over
+              time, session categories, the slowest and most expensive sessions
     """
     _refuse_other_reports_options(ctx, name)
     settings = _settings()
+    if name == "html":
+        from hermes_stream.html_report import write_html_report
+
+        out = output or Path("hermes-report.html")
+        summary = write_html_report(db or settings.db, out, settings.lock_timeout)
+        click.echo(
+            f"wrote {out}: {summary.sessions:,} sessions, {summary.charts} charts, "
+            f"{summary.size_bytes / 1e6:.1f} MB; open it in a browser (no network needed)",
+            err=True,
+        )
+        return
     if name == "skills":
         columns, rows = _skill_ema_report(db or settings.db, settings.lock_timeout, window_days, alpha)
     else:

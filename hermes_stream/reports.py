@@ -17,7 +17,7 @@ from typing import Any, Final, Literal, get_args
 
 from hermes_stream.exceptions import ConfigError
 
-ReportName = Literal["daily", "sessions", "models", "summary", "errors", "skills"]
+ReportName = Literal["daily", "sessions", "models", "summary", "errors", "skills", "html"]
 REPORT_NAMES: Final[tuple[ReportName, ...]] = get_args(ReportName)
 
 #: What ``report sessions --by`` ranks on, highest first.
@@ -37,6 +37,7 @@ OPTION_REPORTS: Final[dict[str, tuple[ReportName, ...]]] = {
     "by": ("sessions",),
     "window_days": ("skills",),
     "alpha": ("skills",),
+    "output": ("html",),
 }
 
 
@@ -174,6 +175,7 @@ _BUILDERS: Final[dict[ReportName, Callable[[ReportOptions], str]]] = {
     "summary": lambda options: _SUMMARY,
     "errors": lambda options: errors_report(options.days),
     "skills": lambda options: _not_sql("skills"),
+    "html": lambda options: _not_sql("html"),
 }
 
 #: The reports that take no option, by name (``demo`` shows two of them).
@@ -181,7 +183,12 @@ REPORTS: Final[dict[str, str]] = {"daily": daily_report(), "models": _MODELS, "s
 
 
 def _not_sql(name: ReportName) -> str:
-    raise ConfigError(f"the {name} report is not one SQL query: call hermes_stream.skill_ema(con, …)")
+    call = (
+        "hermes_stream.skill_ema(con, …)"
+        if name == "skills"
+        else "hermes_stream.html_report.write_html_report"
+    )
+    raise ConfigError(f"the {name} report is not one SQL query: call {call}")
 
 
 def report_sql(name: ReportName, options: ReportOptions | None = None) -> str:
