@@ -22,7 +22,7 @@ quality
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Final, Literal, TypeVar
 
 Category = Literal["coding", "research", "ops", "general"]
@@ -58,7 +58,11 @@ class SessionKind:
     score: float
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict: it deep-copies, and this runs for every ended session's row.
+        return {name: getattr(self, name) for name in _KIND_FIELDS}
+
+
+_KIND_FIELDS = tuple(f.name for f in fields(SessionKind))
 
 
 def session_kind(

@@ -23,14 +23,6 @@ from hermes_stream.skills import invocation
 #: The state travels to the changelog with every batch, so it is kept small.
 RECENT_IDS = 64
 
-_TOKEN_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-)
-
 
 @dataclass(slots=True)
 class SessionStats:
@@ -146,9 +138,12 @@ class SessionStats:
         """Fold one event in (no duplicate check: see :meth:`apply_record`)."""
         ts = event["ts"]
         self.events += 1
-        self.source = self.source or event["source"]
-        self.started_at = ts if self.started_at is None else min(self.started_at, ts)
-        self.last_event_at = ts if self.last_event_at is None else max(self.last_event_at, ts)
+        if self.source is None:
+            self.source = event["source"]
+        if self.started_at is None or ts < self.started_at:
+            self.started_at = ts
+        if self.last_event_at is None or ts > self.last_event_at:
+            self.last_event_at = ts
         kind = event["type"]
         if kind == "api_call":
             self._apply_api_call(event)
@@ -170,17 +165,23 @@ class SessionStats:
         self.model, self.provider = model, provider
         if model not in self.models:
             self.models.append(model)
-        tokens = [int(event.get(name) or 0) for name in _TOKEN_FIELDS]
-        for name, value in zip(_TOKEN_FIELDS, tokens, strict=True):
-            if value:
-                setattr(self, name, getattr(self, name) + value)
-        reported = event.get("cost_usd")
+        get = event.get  # spelled out rather than looped: this runs for every API call
+        given = int(event["input_tokens"])
+        output = int(event["output_tokens"])
+        cache_read = int(get("cache_read_tokens") or 0)
+        cache_write = int(get("cache_write_tokens") or 0)
+        self.input_tokens += given
+        self.output_tokens += output
+        self.cache_read_tokens += cache_read
+        self.cache_write_tokens += cache_write
+        self.reasoning_tokens += int(get("reasoning_tokens") or 0)
+        reported = get("cost_usd")
         if reported is not None:
             self.cost_usd += reported
             self.reported_calls += 1
             return
         try:
-            cost = call_cost(provider, model, tokens[0], tokens[1], tokens[2], tokens[3], ts=event["ts"])
+            cost = call_cost(provider, model, given, output, cache_read, cache_write, ts=event["ts"])
         except InvalidEvent:  # more cache tokens than input tokens: no honest price
             cost = None
         if cost is None:
