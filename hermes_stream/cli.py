@@ -672,6 +672,15 @@ def bench(sessions: int, seed: int, load: int, reports: bool) -> None:
     click.echo(codec.dumps(figures).decode())
 
 
+def _add_commands() -> None:
+    from hermes_stream.ingest_server import serve_command
+
+    cli.add_command(serve_command)
+
+
+_add_commands()
+
+
 def main() -> None:
     started = time.monotonic()
     try:
