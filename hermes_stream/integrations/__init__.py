@@ -1,0 +1,1 @@
+"""Plugins that feed hermes-stream from agent frameworks (see :mod:`hermes_stream.integrations.hermes`)."""
