@@ -673,9 +673,12 @@ def bench(sessions: int, seed: int, load: int, reports: bool) -> None:
 
 
 def _add_commands() -> None:
+    """Commands defined beside the code they drive."""
+    from hermes_stream.backfill import import_hermes_command
     from hermes_stream.ingest_server import serve_command
 
     cli.add_command(serve_command)
+    cli.add_command(import_hermes_command)
 
 
 _add_commands()
