@@ -185,9 +185,8 @@ def _header(totals: Row, db: Path, generated_at: dt.datetime) -> str:
     )
     cards = "".join(f'<div class="card"><b>{value}</b><span>{name}</span></div>' for name, value in figures)
     note = (
-        f"Cost of {reported:,} sessions as reported by the producer, {estimated:,} estimated from "
-        f"model prices, {unknown:,} unknown (a call to an unpriced model: their cost is missing or "
-        "a lower bound)."
+        f"Session cost: {reported:,} reported by the producer, {estimated:,} estimated from model "
+        f"prices, {unknown:,} unknown (a call to an unpriced model: their cost is missing or a lower bound)."
     )
     when = generated_at.strftime("%Y-%m-%d %H:%M:%S UTC")
     return (
@@ -206,11 +205,10 @@ def _daily_section(rows: list[Row], charts: _Charts) -> str:
         return _no_data("no sessions yet")
     days = [day.isoformat() for day, _, _ in rows]
     figure = go.Figure()
-    figure.add_trace(go.Bar(x=days, y=[cost for _, cost, _ in rows], name="cost (USD)"))
+    costs, tokens = [cost for _, cost, _ in rows], [total for _, _, total in rows]
+    figure.add_trace(go.Bar(x=days, y=costs, name="cost (USD)", hovertemplate="$%{y:,.2f}"))
     figure.add_trace(
-        go.Scatter(
-            x=days, y=[tokens for _, _, tokens in rows], name="tokens", mode="lines+markers", yaxis="y2"
-        )
+        go.Scatter(x=days, y=tokens, name="tokens", mode="lines+markers", yaxis="y2", hovertemplate="%{y:,}")
     )
     figure.update_layout(
         xaxis={"type": "category", "title": "day (UTC)"},
@@ -270,9 +268,9 @@ def _errors_section(rows: list[Row], charts: _Charts) -> str:
                 marker_color=_ERROR_COLOURS.get(category),
             )
         )
-    figure.update_layout(
-        barmode="stack", xaxis={"type": "category", "title": "day (UTC)"}, yaxis_title="errors"
-    )
+    # Stacked bars list their legend bottom-up by default; keep it in category order.
+    figure.update_layout(barmode="stack", legend_traceorder="normal", yaxis_title="errors")
+    figure.update_layout(xaxis={"type": "category", "title": "day (UTC)"})
     return charts.html(figure)
 
 

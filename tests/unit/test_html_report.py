@@ -68,6 +68,9 @@ def test_every_section_is_there_with_plotly_inlined_once(report: str) -> None:
         assert f"<h2>{title}</h2>" in report
     assert report.count(PLOTLY_BANNER) == 1
     assert report.count("Plotly.newPlot(") == 4
+    errors = report.split("<h2>Errors by category per day</h2>", 1)[1].split("</section>", 1)[0]
+    assert errors.index('"name":"retryable"') < errors.index('"name":"permanent"')
+    assert '"traceorder":"normal"' in errors
     assert "No data" not in report
 
 
@@ -82,8 +85,7 @@ def test_the_header_sums_the_sessions(report: str) -> None:
     assert "<b>2</b><span>API calls</span>" in report
     assert "<b>15,200</b><span>Tokens</span>" in report
     assert "<b>$2.51</b><span>Cost</span>" in report
-    assert "Cost of 1 sessions as reported by the producer, 2 estimated" in report
-    assert "1 unknown" in report
+    assert "Session cost: 1 reported by the producer, 2 estimated from model prices, 1 unknown" in report
 
 
 def _table_after(report: str, title: str) -> str:
