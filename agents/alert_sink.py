@@ -18,6 +18,7 @@ import faust
 from faust.types import StreamT
 
 from hermes_stream import codec
+from hermes_stream.alerts import table_row
 from hermes_stream.exceptions import JSONError
 from hermes_stream.schema import ALERTS
 from hermes_stream.settings import Settings
@@ -67,4 +68,4 @@ def alert_row(value: bytes | None) -> dict[str, Any] | None:
     except JSONError as exc:
         log.error("skipped a message on the alert topic: %s", exc)
         return None
-    return {**alert, "evidence": codec.dumps(alert.get("evidence") or {}).decode()}
+    return table_row(alert)

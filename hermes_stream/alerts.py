@@ -91,8 +91,12 @@ class Alert:
         }
 
     def row(self) -> dict[str, Any]:
-        """The ``alerts`` row: evidence as JSON text."""
-        return {**self.to_dict(), "evidence": codec.dumps(self.evidence).decode()}
+        return table_row(self.to_dict())
+
+
+def table_row(alert: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``alerts`` row of an alert as published: evidence as JSON text."""
+    return {**alert, "evidence": codec.dumps(alert.get("evidence") or {}).decode()}
 
 
 def alert_id(rule: Rule, *anchor: object) -> str:

@@ -21,12 +21,14 @@ from click.core import ParameterSource
 
 from hermes_stream import codec
 from hermes_stream.alerts import RULES
+from hermes_stream.backfill import import_hermes_command
 from hermes_stream.broker import EmbeddedBroker, broker_for
 from hermes_stream.classify import Category
 from hermes_stream.cli_options import DB_OPTION, FORMAT_OPTION
 from hermes_stream.cli_options import settings_from_context as _settings
 from hermes_stream.exceptions import ConfigError, HermesStreamError
 from hermes_stream.formats import Format, render
+from hermes_stream.ingest_server import serve_command
 from hermes_stream.reports import (
     ERRORS_DAYS,
     OPTION_REPORTS,
@@ -43,6 +45,7 @@ from hermes_stream.reports import (
 from hermes_stream.settings import Settings
 from hermes_stream.skill_averages import ALPHA, WINDOW_DAYS, SkillEma, check_alpha, skill_ema
 from hermes_stream.store import Row, query, reader
+from hermes_stream.template_commands import templates
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -439,18 +442,10 @@ def bench(sessions: int, seed: int, load: int, reports: bool) -> None:
     click.echo(codec.dumps(figures).decode())
 
 
-def _add_commands() -> None:
-    """Commands defined beside the code they drive."""
-    from hermes_stream.backfill import import_hermes_command
-    from hermes_stream.ingest_server import serve_command
-    from hermes_stream.template_commands import templates
-
-    cli.add_command(serve_command)
-    cli.add_command(import_hermes_command)
-    cli.add_command(templates)
-
-
-_add_commands()
+# Commands defined beside the code they drive.
+cli.add_command(serve_command)
+cli.add_command(import_hermes_command)
+cli.add_command(templates)
 
 
 def main() -> None:

@@ -45,8 +45,8 @@ def classify_event_error(
 
 
 def error_record(event: Event) -> dict[str, Any]:
-    """The record for a failed call (see :func:`is_error`), its message redacted."""
-    message = redact(event.get("error_message") or "")
+    """The record for a failed call (see :func:`is_error`); :func:`redact_event` it first."""
+    message = event.get("error_message") or ""
     status = event.get("http_status")
     verdict = classify_event_error(message, None if status is None else int(status), event.get("error_type"))
     return {

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from hermes_stream.events import Event
 from hermes_stream.schema import SKILL_INVOCATIONS
+from hermes_stream.session_kind import session_kind
 
 if TYPE_CHECKING:
     from hermes_stream.sessions import SessionStats
@@ -85,12 +86,12 @@ def _session_facts(stats: SessionStats, share: int) -> dict[str, Any]:
     """What an invocation takes from its ended session: its share of the numbers, and the outcome."""
     cost = stats.estimated_cost_usd
     wall = stats.wall_time_seconds
-    row = stats.row()
+    kind = session_kind(stats.tool_counts, stats.tool_errors, stats.api_calls, stats.message_count)
     return {
         "completed_at": stats.ended_at,
         "end_reason": stats.end_reason,
         "success": _success(stats),
-        "quality_score": row["score"],
+        "quality_score": kind.score,
         "duration_seconds": None if wall is None else wall / share,
         "input_tokens": stats.input_tokens // share,
         "output_tokens": stats.output_tokens // share,
