@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, get_args
 
 from hermes_stream.exceptions import ConfigError
+from hermes_stream.model_aggregates import MODEL_CALLS_DAILY, UNREPORTED_COST_USD, latency_percentiles
 
 ReportName = Literal["daily", "sessions", "models", "summary", "errors", "skills", "html"]
 REPORT_NAMES: Final[tuple[ReportName, ...]] = get_args(ReportName)
@@ -84,29 +85,26 @@ def _usd(column: str) -> str:
     return f"CASE WHEN round({column}, 2) = {column} THEN {two_places} ELSE {as_needed} END"
 
 
-#: One pass over ``api_calls``. The cost is ``model_stats_daily``'s (as reported,
-#: else from ``model_prices``) but priced per model from token sums, not per call:
-#: summing the view joins every call to its price, and its daily p50s do not add
-#: up to one. Models without a price are listed: priced false, price 'unknown',
-#: cost only as reported.
+#: From the per-day aggregates (``model_calls_daily``, ``model_latency_daily``),
+#: not the calls. The cost is ``model_stats_daily``'s (as reported, else from
+#: ``model_prices``) but priced per model from token sums over every day, and the
+#: p50 is of every day's calls: daily p50s do not add up to one. Models without
+#: a price are listed: priced false, price 'unknown', cost only as reported.
 _MODELS = f"""
     WITH calls AS (
-        SELECT provider, model, count(*) AS calls, count_if(status = 'error') AS errors,
-               sum(input_tokens + output_tokens) AS tokens, sum(cost_usd) AS reported_usd,
-               sum(CASE WHEN cost_usd IS NULL THEN input_tokens END) AS input_tokens,
-               sum(CASE WHEN cost_usd IS NULL THEN coalesce(cache_read_tokens, 0) END) AS cache_read_tokens,
-               sum(CASE WHEN cost_usd IS NULL THEN coalesce(cache_write_tokens, 0) END) AS cache_write_tokens,
-               sum(CASE WHEN cost_usd IS NULL THEN output_tokens END) AS output_tokens,
-               quantile_cont(latency_ms, 0.5) AS p50_latency_ms
-        FROM api_calls GROUP BY ALL
+        SELECT provider, model, CAST(sum(calls) AS BIGINT) AS calls, CAST(sum(errors) AS BIGINT) AS errors,
+               sum(tokens) AS tokens, sum(reported_cost_usd) AS reported_usd,
+               sum(unreported_input_tokens) AS unreported_input_tokens,
+               sum(unreported_cache_read_tokens) AS unreported_cache_read_tokens,
+               sum(unreported_cache_write_tokens) AS unreported_cache_write_tokens,
+               sum(unreported_output_tokens) AS unreported_output_tokens
+        FROM {MODEL_CALLS_DAILY.name} GROUP BY ALL
     ), costed AS (
-        SELECT c.*, p.input_mtok, p.output_mtok,
+        SELECT c.*, p.input_mtok, p.output_mtok, l.p50_latency_ms,
                coalesce(p.priced AND p.input_mtok IS NOT NULL AND p.output_mtok IS NOT NULL, false) AS known,
-               ((c.input_tokens - c.cache_read_tokens - c.cache_write_tokens) * p.input_mtok
-                + c.cache_read_tokens * coalesce(p.cache_read_mtok, p.input_mtok)
-                + c.cache_write_tokens * coalesce(p.cache_write_mtok, p.input_mtok)
-                + c.output_tokens * p.output_mtok) / 1e6 AS estimated_usd
+               {UNREPORTED_COST_USD} AS estimated_usd
         FROM calls c LEFT JOIN model_prices p USING (provider, model)
+        LEFT JOIN ({latency_percentiles("provider, model")}) l USING (provider, model)
     )
     SELECT provider, model, calls, errors, tokens,
            round(coalesce(reported_usd + estimated_usd, reported_usd, estimated_usd), 6) AS cost_usd,

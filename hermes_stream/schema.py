@@ -3,6 +3,9 @@
 Column names are a public contract (the README documents them). Timestamps
 are ``TIMESTAMP`` in UTC; the sink stages them as epoch seconds and converts
 them in SQL.
+
+The per-day model aggregates and the ``model_stats_daily`` view's building
+blocks are in :mod:`hermes_stream.model_aggregates`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
+
+from hermes_stream.model_aggregates import MODEL_CALLS_DAILY, UNREPORTED_COST_USD, latency_percentiles
 
 
 @dataclass(frozen=True)
@@ -361,25 +366,14 @@ VIEWS = {
         FROM skill_invocations
         GROUP BY ALL
     """,
-    # A call's cost: as reported, else from model_prices (its base tier; the
-    # sessions table prices tiered calls exactly). NULL for an unpriced model.
-    "model_stats_daily": """
-        SELECT CAST(a.ts AS DATE) AS day, a.provider, a.model,
-               count(*) AS calls,
-               count(*) FILTER (WHERE a.status = 'error') AS errors,
-               sum(a.input_tokens) AS input_tokens,
-               sum(a.output_tokens) AS output_tokens,
-               sum(a.input_tokens + a.output_tokens) AS tokens,
-               sum(coalesce(a.cost_usd, (
-                   (a.input_tokens - coalesce(a.cache_read_tokens, 0) - coalesce(a.cache_write_tokens, 0))
-                       * p.input_mtok
-                   + coalesce(a.cache_read_tokens, 0) * coalesce(p.cache_read_mtok, p.input_mtok)
-                   + coalesce(a.cache_write_tokens, 0) * coalesce(p.cache_write_mtok, p.input_mtok)
-                   + a.output_tokens * p.output_mtok) / 1e6)) AS cost_usd,
-               quantile_cont(a.latency_ms, 0.5) AS p50_latency_ms,
-               quantile_cont(a.latency_ms, 0.95) AS p95_latency_ms
-        FROM api_calls a LEFT JOIN model_prices p USING (provider, model)
-        GROUP BY ALL
+    # A day's cost: as reported, plus the other calls priced from model_prices.
+    "model_stats_daily": f"""
+        SELECT day, provider, model, calls, errors, input_tokens, output_tokens, tokens,
+               coalesce(reported_cost_usd + estimated_usd, reported_cost_usd, estimated_usd) AS cost_usd,
+               p50_latency_ms, p95_latency_ms
+        FROM (SELECT c.*, {UNREPORTED_COST_USD} AS estimated_usd
+              FROM {MODEL_CALLS_DAILY.name} c LEFT JOIN model_prices p USING (provider, model))
+        LEFT JOIN ({latency_percentiles("day, provider, model")}) USING (day, provider, model)
     """,
 }
 

@@ -15,7 +15,9 @@ through a staging table and are merged with ``INSERT OR IGNORE`` (events,
 errors and alerts never change) or ``INSERT OR REPLACE`` (sessions do), so
 replaying a batch after a crash changes nothing. An event row takes its
 ``error_category`` and ``error_reason`` from the error row of the same
-``event_id``, written in the same batch.
+``event_id``, written in the same batch. The ``api_calls`` rows an insert
+really adds (``RETURNING``: a replayed call is not among them) are added to the
+per-day model aggregates (:mod:`~hermes_stream.model_aggregates`) in the same transaction.
 
 :class:`WriterProcess` runs the writes in a child process. In a thread they
 were ~3x slower while the worker folded records: DuckDB takes the GIL back
@@ -46,7 +48,17 @@ import duckdb
 
 from hermes_stream.exceptions import HermesStreamError, StoreBusy, StoreError
 from hermes_stream.file_lock import held_by_other
-from hermes_stream.schema import ERRORS, EVENT_TABLES, TABLES, Table, event_json_columns, view_ddl
+from hermes_stream.model_aggregates import AGGREGATES
+from hermes_stream.schema import (
+    API_CALLS,
+    ERRORS,
+    EVENT_TABLES,
+    TABLES,
+    TOOL_RESULTS,
+    Table,
+    event_json_columns,
+    view_ddl,
+)
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +187,7 @@ class Store:
             con.execute(table.ddl())
             for statement in table.added_columns() + table.index_ddl():
                 con.execute(statement)
+        _create_aggregates(con)
         for statement in view_ddl():
             con.execute(statement)
         self._schema_ready = True
@@ -293,9 +306,47 @@ def _merge_events(con: duckdb.DuckDBPyConnection, path: str) -> None:
         "staged_events LEFT JOIN (SELECT event_id, category AS error_category, "
         f"reason AS error_reason FROM staged_{ERRORS.name}) USING (event_id)"
     )
-    for kind, table in EVENT_TABLES.items():
-        con.execute(f"{table.insert_from(joined)} WHERE type = '{kind}'")
+    con.execute(f"{TOOL_RESULTS.insert_from(joined)} WHERE type = 'tool_result'")
+    # sql() runs a statement that writes at once and holds the rows it returns, for the aggregates.
+    inserted = con.sql(f"{API_CALLS.insert_from(joined)} WHERE type = 'api_call' RETURNING *")
+    con.register("inserted_calls", inserted)
+    try:
+        for aggregate in AGGREGATES:
+            con.execute(aggregate.add_from("inserted_calls"))
+    finally:
+        con.unregister("inserted_calls")
     con.execute("DROP TABLE staged_events")
+
+
+def _create_aggregates(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the model aggregates; in a file that had none, fill them from its calls.
+
+    One transaction: a crash never leaves them created but empty.
+    """
+    tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()")
+    existing = {name for (name,) in tables.fetchall()}
+    con.execute("BEGIN")
+    try:
+        for aggregate in AGGREGATES:
+            con.execute(aggregate.ddl())
+        if any(aggregate.name not in existing for aggregate in AGGREGATES):
+            rebuild_model_aggregates(con)
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise
+
+
+def rebuild_model_aggregates(con: duckdb.DuckDBPyConnection) -> None:
+    """Recompute the model aggregates from every ``api_calls`` row.
+
+    For calls that did not come through the sink: a file made before the
+    aggregates existed, or a bulk load (the report benchmark).
+    """
+    for aggregate in AGGREGATES:
+        con.execute(f"DELETE FROM {aggregate.name}")
+        con.execute(aggregate.add_from(API_CALLS.name))
 
 
 _CHILD_STORES: dict[tuple[Path, float, float, int], Store] = {}

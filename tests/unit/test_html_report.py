@@ -11,7 +11,7 @@ import pytest
 
 from hermes_stream.exceptions import ConfigError, StoreError
 from hermes_stream.html_report import SECTIONS, write_html_report
-from hermes_stream.store import Store
+from hermes_stream.store import Store, rebuild_model_aggregates
 
 #: The banner at the top of the inlined plotly.js bundle.
 PLOTLY_BANNER = f"plotly.js v{plotly.offline.get_plotlyjs_version()}"
@@ -49,6 +49,7 @@ def make_db(path: Path, *statements: str) -> Path:
     with duckdb.connect(str(path)) as con:
         for statement in statements:
             con.execute(statement)
+        rebuild_model_aggregates(con)  # the calls came around the sink, which keeps them
     return path
 
 
