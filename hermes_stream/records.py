@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hermes_stream import codec
-from hermes_stream.events import Event, record_is_valid, validate_event
+from hermes_stream.events import Event, decode_valid, validate_event
 from hermes_stream.exceptions import InvalidEvent, JSONError
 
 #: Bytes of a bad payload kept in the dead letter (the size is always recorded).
@@ -73,12 +73,13 @@ def decode_record(
     if len(value) > max_bytes:
         reason = f"oversized payload: {len(value)} bytes; the limit is {max_bytes}"
         return [], [dead_letter(origin, None, reason, value)]
+    events = decode_valid(value)
+    if events is not None:  # the usual case: no event needs a closer look
+        return events, []
     try:
         decoded = codec.loads(value)
     except JSONError as exc:
         return [], [dead_letter(origin, None, str(exc), value)]
-    if record_is_valid(value):  # the usual case: no event needs a closer look
-        return (decoded if isinstance(decoded, list) else [decoded]), []
     if isinstance(decoded, dict):
         try:
             return [validate_event(decoded)], []

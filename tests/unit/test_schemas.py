@@ -19,6 +19,7 @@ from hermes_stream.events import (
     MODELS,
     SCHEMA_VERSION,
     Field,
+    decode_valid,
     record_is_valid,
     validate_event,
 )
@@ -252,3 +253,32 @@ def test_the_workers_fast_check_rejects_numbers_beyond_a_double() -> None:
     data = codec.dumps(_api_call()).replace(b'"ts":1767225600.5', b'"ts":1e400')
     assert b"1e400" in data
     assert not record_is_valid(data)
+
+
+def test_the_workers_decoder_gives_the_events_json_gives() -> None:
+    events = list(generate_events(200, seed=12))
+    data = codec.dumps(events)
+    assert decode_valid(data) == codec.loads(data)
+    assert decode_valid(codec.dumps(events[0])) == [codec.loads(codec.dumps(events[0]))]
+
+
+@pytest.mark.parametrize(
+    ("event", "missing"),
+    [
+        (_api_call(), "model"),
+        ({**_api_call(), "type": "tool_result", "status": "ok", "tool_name": "terminal"}, "tool_name"),
+    ],
+)
+def test_the_workers_decoder_checks_the_fields_only_one_type_requires(event: Any, missing: str) -> None:
+    del event[missing]
+    with pytest.raises(InvalidEvent, match=missing):
+        validate_event(event)
+    assert decode_valid(codec.dumps([event])) is None
+
+
+def test_the_workers_decoder_leaves_out_fields_the_contract_does_not_know() -> None:
+    event = {**_api_call(), "x_trace": {"span": 1}}
+    assert validate_event(event) is event
+    decoded = decode_valid(codec.dumps(event))
+    assert decoded is not None
+    assert decoded[0] == _api_call()
