@@ -6,13 +6,15 @@ Records are folded one by one as they arrive, by
 :class:`hermes_stream.pipeline.Fold`. Each failed call's error record goes
 to ``hermes.errors.<category>`` at once, and so does each alert the rules
 raise (to ``hermes.alerts``), so that they are out within a fraction of a
-second. Whenever the DuckDB writer is idle, and at least every
-``sink_interval``, what has been folded is handed over: session states are
-written back to the table and the rows go to DuckDB, written by a child
-process while folding goes on. Offsets are released for the commit only
-once the rows are durable; finished sessions (``hermes.sessions``), dead
-letters (``hermes.dlq``) and sessions over budget (``hermes.alerts``) are
-published then.
+second. When the DuckDB writer is idle and 20,000 events have been
+folded, records have paused for 50 ms, or ``sink_interval`` has passed,
+what has been folded is handed over: session states are written back to
+the table and the rows go to DuckDB, written by a child process while
+folding goes on (few large writes under load, quick ones when it is
+quiet). Offsets are released for the commit only once the rows are
+durable; finished sessions (``hermes.sessions``), dead letters
+(``hermes.dlq``) and sessions over budget (``hermes.alerts``) are published
+then.
 """
 
 from __future__ import annotations
@@ -50,11 +52,11 @@ Publish = Callable[[str, bytes, bytes], Awaitable[Any]]
 
 @dataclass(frozen=True)
 class Outputs:
-    """Where the agent publishes: topics in production, channels and a list in agent tests."""
+    """Where the agent publishes: topics in production, a channel and a list in agent tests."""
 
     dlq: faust.types.ChannelT[Any]
-    sessions: faust.types.ChannelT[Any]
-    #: Error records and alerts, straight to the producer (several thousand a second at peak).
+    #: Error records, alerts, finished sessions and skill invocations, straight to
+    #: the producer (thousands a second at peak).
     publish: Publish
 
 
@@ -73,9 +75,6 @@ def register(
     if outputs is None:
         outputs = Outputs(
             dlq=app.topic(topics.dlq, key_type=bytes, value_serializer=JSON, partitions=settings.partitions),
-            sessions=app.topic(
-                topics.sessions, key_type=bytes, value_serializer=JSON, partitions=settings.partitions
-            ),
             publish=producer_publish(app),
         )
     table = app.Table(
@@ -87,6 +86,7 @@ def register(
     )
     ingest = Ingest(settings, table, writer, outputs)
     app.agent(source, name="ingest")(ingest.run)
+    app.on_partitions_revoked.connect(ingest.on_partitions_revoked)
     live.register(app, table, ingest.live_state)
 
 
@@ -118,6 +118,10 @@ LOOK_EVERY_EVENTS = 2000
 HAND_OVER_EVENTS = 20000
 #: Past this many folded events, folding waits for the writer (bounds memory).
 MAX_FOLDED_EVENTS = 200_000
+#: Once no record has come for this long, what has been folded is handed over
+#: (when the writer is idle) without waiting for ``sink_interval``: a burst is
+#: written as soon as it ends, and a quiet stream's rows land at once.
+QUIET_GAP = 0.05
 
 
 class Ingest:
@@ -134,7 +138,7 @@ class Ingest:
         self.fold = Fold(self.lookup, settings.max_record_bytes, settings.alert_config())
         self._fold_seconds = 0.0
         self._held: list[EventT[Any]] = []  # folded, not yet handed to the writer
-        self._handed_at = time.monotonic()
+        self._handed_at = self._folded_at = time.monotonic()
         self._idle_checked = 0.0
         self._indexed = False  # the table's open sessions are in fold.active
         self._written: asyncio.Future[None] | None = None  # the DuckDB write in progress
@@ -147,6 +151,10 @@ class Ingest:
     def live_state(self, session_id: str) -> SessionStats | None:
         """The session as folded so far, handed over or not."""
         return self.fold.result.sessions.get(session_id) or self.lookup(session_id)
+
+    async def on_partitions_revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Another worker may fold the revoked partitions' sessions now: read them from the table again."""
+        self.fold.forget()
 
     @property
     def writer_idle(self) -> bool:
@@ -180,18 +188,19 @@ class Ingest:
             self.writer.close()
 
     async def _tick(self, stream: faust.Stream[bytes]) -> None:
-        """Every half ``sink_interval``: end idle sessions, hand over what has waited long enough."""
+        """End idle sessions; hand over what has waited ``sink_interval``, or all once records pause."""
         interval = self.settings.sink_interval
         timeout = self.settings.session_idle_timeout
         while True:
-            await asyncio.sleep(max(interval / 2, 0.005))
+            await asyncio.sleep(max(min(interval, QUIET_GAP) / 2, 0.005))
             now = time.time()
             if self._indexed and now - self._idle_checked >= min(60.0, timeout / 20):
                 self._idle_checked = now
                 ended = self.fold.expire_idle(now, timeout)
                 if ended:
                     log.info("%d sessions ended after %.0f s without events", ended, timeout)
-            due = time.monotonic() - self._handed_at >= interval
+            now = time.monotonic()
+            due = now - self._handed_at >= interval or now - self._folded_at >= QUIET_GAP
             if (self._held or self.fold.result.sessions) and due and self.writer_idle:
                 self.hand_over(stream)
 
@@ -211,6 +220,7 @@ class Ingest:
         message = event.message
         events = self.fold.add(message.value, Origin(message.topic, message.partition, message.offset))
         self._fold_seconds += time.perf_counter() - started
+        self._folded_at = time.monotonic()
         return events
 
     async def _publish_now(self) -> None:
@@ -273,20 +283,17 @@ class Ingest:
     async def publish(self, result: BatchResult) -> None:
         # force=True sends now; without it Faust attaches the message to the
         # current offset and delivers it only at a later commit.
-        dlq, finished = self.outputs.dlq, self.outputs.sessions
+        dlq, publish = self.outputs.dlq, self.outputs.publish
         sent = [await dlq.send(value=letter.to_dict(), force=True) for letter in result.dead_letters]
-        sent += [
-            await finished.send(key=s.session_id.encode(), value=s.row(), force=True)
-            for s in result.finalised
-        ]
+        topics = self.topics
+        for stats in result.finalised:
+            sent.append(await publish(topics.sessions, stats.session_id.encode(), codec.dumps(stats.row())))
         for alert in result.alerts:
-            value = codec.dumps(alert.to_dict())
-            sent.append(await self.outputs.publish(self.topics.alerts, alert.subject.encode(), value))
+            sent.append(await publish(topics.alerts, alert.subject.encode(), codec.dumps(alert.to_dict())))
         for stats in result.finalised:  # keyed by skill and model, for the skills agent's table
             for row in invocation_rows(stats):
                 key = skill_key(row["skill_name"], row["model"])
-                topic = self.topics.skill_invocations
-                sent.append(await self.outputs.publish(topic, key.encode(), codec.dumps(row)))
+                sent.append(await publish(topics.skill_invocations, key.encode(), codec.dumps(row)))
         await asyncio.gather(*sent)
 
 

@@ -60,6 +60,10 @@ class Fold:
         self._priced: set[tuple[str, str]] = set()
         self._errors_out: list[dict[str, Any]] = []
         self._alerts_out: list[Alert] = []
+        #: The sessions of the last take still open, as written back to the table:
+        #: a session goes on over many takes, and decoding its state costs more
+        #: than folding most records.
+        self._recent: dict[str, SessionStats] = {}
         self._start()
 
     def _start(self) -> None:
@@ -78,7 +82,7 @@ class Fold:
         sessions = result.sessions
         now = time.time()
         for session_id, session_events in _by_session(events).items():
-            stats = sessions.get(session_id) or self.lookup(session_id) or SessionStats(session_id)
+            stats = self._session(session_id) or SessionStats(session_id)
             sessions[session_id] = stats
             # A replayed record (after a crash) finds its session already folded,
             # but maybe never published: an ended session goes out again.
@@ -122,13 +126,20 @@ class Fold:
         idle = [sid for sid, seen in self.active.items() if now - seen >= timeout]
         for session_id in idle:
             del self.active[session_id]
-            stats = self.result.sessions.get(session_id) or self.lookup(session_id)
+            stats = self._session(session_id)
             if stats is None or stats.ended:
                 continue
             stats.expire("idle_timeout")
             self.result.sessions[session_id] = stats
             self._changed_after_end[session_id] = stats
         return len(idle)
+
+    def _session(self, session_id: str) -> SessionStats | None:
+        return self.result.sessions.get(session_id) or self._recent.get(session_id) or self.lookup(session_id)
+
+    def forget(self) -> None:
+        """Drop the sessions kept from the last take: the table may now hold newer states (a rebalance)."""
+        self._recent = {}
 
     def take_outbox(self) -> tuple[list[dict[str, Any]], list[Alert]]:
         """The error records and alerts of the records added since the last call, to publish now."""
@@ -167,6 +178,7 @@ class Fold:
                     stats.budget_alerted = True
                     result.alerts.append(alert)
         result.finalised = list(self._changed_after_end.values())
+        self._recent = {sid: stats for sid, stats in result.sessions.items() if not stats.ended}
         self._start()
         return result
 

@@ -49,10 +49,14 @@ class Sent(list[tuple[str, bytes, Any]]):
     async def __call__(self, topic: str, key: bytes, value: bytes) -> None:
         self.append((topic, key, codec.loads(value)))
 
+    def on(self, topic: str) -> list[tuple[bytes, Any]]:
+        """(key, value) of what went to *topic*, in order."""
+        return [(key, value) for sent_to, key, value in self if sent_to == topic]
+
 
 @pytest.fixture
 async def outputs(app: faust.App) -> ingest.Outputs:
-    return ingest.Outputs(dlq=app.channel(), sessions=app.channel(), publish=Sent())
+    return ingest.Outputs(dlq=app.channel(), publish=Sent())
 
 
 def subscribe(channel: faust.types.ChannelT[Any]) -> faust.types.ChannelT[Any]:
@@ -89,7 +93,7 @@ def drain(channel: faust.types.ChannelT[Any]) -> list[Any]:
 
 async def test_records_become_rows_sessions_and_dead_letters(app, settings, outputs) -> None:
     ingest.register(app, settings, WriterProcess(settings.db, settings.lock_timeout), outputs)
-    dlq, sessions = subscribe(outputs.dlq), subscribe(outputs.sessions)
+    dlq = subscribe(outputs.dlq)
     async with app.agents["ingest"].test_context() as agent:
         events = [
             api_call("s1", 10),
@@ -102,13 +106,25 @@ async def test_records_become_rows_sessions_and_dead_letters(app, settings, outp
         await agent.put(codec.dumps(api_call("s1", 5)))  # after the end: updates the same row
         await eventually(lambda: session_rows(settings) == [("ended", 3, 35)])
         # Published once durable, which the rows becoming visible may precede.
-        await eventually(lambda: dlq.queue.qsize() == 1 and sessions.queue.qsize() == 2)
+        sent = outputs.publish
+        assert isinstance(sent, Sent)
+        await eventually(lambda: dlq.queue.qsize() == 1 and len(sent.on("hermes.sessions")) == 2)
     _, dead = query(settings.db, "SELECT reason FROM dead_letters")
     assert len(dead) == 1 and "not valid JSON" in dead[0][0]
     letters = drain(dlq)
     assert [letter["reason"] for letter in letters] == [dead[0][0]]
-    published = drain(sessions)
-    assert [s["api_calls"] for s in published] == [2, 3]  # at the end, then the late update
+    published = sent.on("hermes.sessions")
+    assert [(key, s["api_calls"]) for key, s in published] == [(b"s1", 2), (b"s1", 3)]  # then the late update
+
+
+async def test_records_are_written_once_the_input_pauses_without_waiting_for_the_interval(
+    app, settings, outputs
+) -> None:
+    settings = settings.with_(sink_interval=3600.0)
+    ingest.register(app, settings, WriterProcess(settings.db, settings.lock_timeout), outputs)
+    async with app.agents["ingest"].test_context() as agent:
+        await agent.put(codec.dumps([api_call("s1", 10), api_call("s1", 20)]))
+        await eventually(lambda: session_rows(settings) == [("active", 2, 30)])
 
 
 def call(session: str, **fields: Any) -> dict[str, Any]:

@@ -237,3 +237,45 @@ def test_a_session_without_events_for_the_timeout_is_ended_and_published() -> No
     assert [(s.session_id, s.end_reason) for s in result.finalised] == [("quiet", "idle_timeout")]
     assert rows(result, SESSIONS)[0]["status"] == "ended"
     assert set(fold.active) == {"busy"}
+
+
+class CountingTable(dict[str, SessionStats]):
+    """The worker's table, counting the reads the fold makes."""
+
+    reads = 0
+
+    def lookup(self, session_id: str) -> SessionStats | None:
+        self.reads += 1
+        return self.get(session_id)
+
+
+def test_an_open_session_is_kept_for_the_next_take_and_not_read_back() -> None:
+    table = CountingTable()
+    fold = Fold(table.lookup, LIMIT)
+    fold.add(*records([api_call("s1")])[0])
+    table.update(persisted(fold.take()))
+    fold.add(*records([api_call("s1")], first_offset=1)[0])
+    assert table.reads == 1  # only when the session was new
+    assert fold.take().sessions["s1"].api_calls == 2
+
+
+def test_after_a_rebalance_the_session_is_read_from_the_table_again() -> None:
+    table = CountingTable()
+    fold = Fold(table.lookup, LIMIT)
+    fold.add(*records([api_call("s1")])[0])
+    table.update(persisted(fold.take()))
+    table["s1"].api_calls = 5  # another worker folded more of it meanwhile
+    fold.forget()
+    fold.add(*records([api_call("s1")], first_offset=1)[0])
+    assert table.reads == 2
+    assert fold.take().sessions["s1"].api_calls == 6
+
+
+def test_an_ended_session_is_not_kept_in_memory() -> None:
+    table = CountingTable()
+    fold = Fold(table.lookup, LIMIT)
+    fold.add(*records([api_call("s1"), session_end("s1")])[0])
+    table.update(persisted(fold.take()))
+    fold.add(*records([api_call("s1")], first_offset=1)[0])  # a late event
+    assert table.reads == 2
+    assert fold.take().sessions["s1"].api_calls == 2
