@@ -98,6 +98,11 @@ MODEL_LATENCY_DAILY = Aggregate(
 )
 
 AGGREGATES = (MODEL_CALLS_DAILY, MODEL_LATENCY_DAILY)
+#: The ``api_calls`` columns the aggregates read.
+CALL_COLUMNS = (
+    "ts", "provider", "model", "status", "input_tokens", "output_tokens",
+    "cache_read_tokens", "cache_write_tokens", "cost_usd", "latency_ms",
+)  # fmt: skip
 
 #: SQL: the cost of the ``unreported_…`` token sums of ``model_calls_daily`` rows
 #: ``c``, priced from their ``model_prices`` row ``p`` at its base tier (the

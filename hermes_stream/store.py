@@ -42,13 +42,13 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import duckdb
 
 from hermes_stream.exceptions import HermesStreamError, StoreBusy, StoreError
 from hermes_stream.file_lock import held_by_other
-from hermes_stream.model_aggregates import AGGREGATES
+from hermes_stream.model_aggregates import AGGREGATES, CALL_COLUMNS
 from hermes_stream.schema import (
     API_CALLS,
     ERRORS,
@@ -78,15 +78,15 @@ class SinkBatch:
     event tables' rows are read from it. ``rows`` holds the other tables' rows.
     """
 
-    events: list[bytes] = field(default_factory=list)
+    events: list[bytes | memoryview] = field(default_factory=list)
     event_count: int = 0
     rows: dict[str, list[Row]] = field(default_factory=lambda: {t.name: [] for t in ROW_TABLES})
     #: Set instead of ``events`` when they wait in a file (one JSON array).
     events_file: str | None = None
 
     def add_events(self, array: bytes, count: int) -> None:
-        """Add a JSON array of *count* (at least one) valid events."""
-        self.events.append(array.strip()[1:-1])
+        """Add a JSON array of *count* (at least one) valid events (a view of it, not a copy)."""
+        self.events.append(memoryview(array.strip())[1:-1])
         self.event_count += count
 
     def add(self, table: Table, row: Row) -> None:
@@ -95,6 +95,15 @@ class SinkBatch:
     def events_json(self) -> bytes:
         """Every event of the batch as one JSON array."""
         return b"[" + b",".join(self.events) + b"]"
+
+    def write_events(self, file: IO[bytes]) -> None:
+        """Write :meth:`events_json` to *file*, without joining the records in memory first."""
+        file.write(b"[")
+        for i, events in enumerate(self.events):
+            if i:
+                file.write(b",")
+            file.write(events)
+        file.write(b"]")
 
     def __len__(self) -> int:
         return self.event_count + sum(len(rows) for rows in self.rows.values())
@@ -140,6 +149,10 @@ READERS_GAP = 0.03
 AUTO_TEMPLATES_EVERY = 86_400.0
 #: A held file is given up once no write has come for this long.
 IDLE_RELEASE = 0.1
+#: DuckDB threads of the writer. A write of a few thousand rows takes as long
+#: with one thread as with two, and the second would take the core the worker
+#: folds records on.
+WRITER_THREADS = 1
 
 
 class Store:
@@ -168,9 +181,10 @@ class Store:
         self._idle: threading.Timer | None = None
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        return with_lock_retry(
-            lambda: duckdb.connect(str(self.path)), self.path, self.lock_timeout, exclusive=True
-        )
+        def open_() -> duckdb.DuckDBPyConnection:
+            return duckdb.connect(str(self.path), config={"threads": WRITER_THREADS})
+
+        return with_lock_retry(open_, self.path, self.lock_timeout, exclusive=True)
 
     def ensure_schema(self) -> None:
         """Create the tables and views if they are missing."""
@@ -289,7 +303,7 @@ def _stage(con: duckdb.DuckDBPyConnection, table: Table, rows: Sequence[Row]) ->
 def _events_file(batch: SinkBatch) -> Iterator[str]:
     """The batch's events in a temporary JSON file, for DuckDB's JSON reader."""
     with tempfile.NamedTemporaryFile(prefix="hermes-sink-", suffix=".json") as file:
-        file.write(batch.events_json())
+        batch.write_events(file)
         file.flush()
         yield file.name
 
@@ -308,7 +322,8 @@ def _merge_events(con: duckdb.DuckDBPyConnection, path: str) -> None:
     )
     con.execute(f"{TOOL_RESULTS.insert_from(joined)} WHERE type = 'tool_result'")
     # sql() runs a statement that writes at once and holds the rows it returns, for the aggregates.
-    inserted = con.sql(f"{API_CALLS.insert_from(joined)} WHERE type = 'api_call' RETURNING *")
+    returning = ", ".join(CALL_COLUMNS)
+    inserted = con.sql(f"{API_CALLS.insert_from(joined)} WHERE type = 'api_call' RETURNING {returning}")
     con.register("inserted_calls", inserted)
     try:
         for aggregate in AGGREGATES:
