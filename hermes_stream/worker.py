@@ -8,6 +8,7 @@ through ``HERMES_STREAM_*`` variables, stopped with SIGTERM like in production.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import subprocess
@@ -30,6 +31,12 @@ def prepare(settings: Settings) -> None:
     Store(settings.db, settings.lock_timeout).ensure_schema()
 
 
+#: The worker allocates several objects per event, and with Python's default
+#: threshold (700) the cyclic garbage collector ran thousands of times a
+#: second: ~0.65 s of CPU in one ``hermes-stream bench`` run, ~0.07 s with this.
+GC_THRESHOLD = (50_000, 10, 10)
+
+
 def run_worker(settings: Settings) -> None:
     """Run the Faust worker in the foreground until SIGTERM or Ctrl-C."""
     from faust.worker import Worker
@@ -43,6 +50,8 @@ def run_worker(settings: Settings) -> None:
     # spin on every record: aiokafka would then build a log record for every
     # message it sends, a large share of the worker's time.
     worker.spinner = None
+    gc.freeze()  # what startup made (modules, the app) lives as long as the process
+    gc.set_threshold(*GC_THRESHOLD)
     worker.execute_from_commandline()
 
 
