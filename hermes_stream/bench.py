@@ -1,8 +1,8 @@
 """``hermes-stream bench``: what the pipeline costs, measured on this machine.
 
 1. Validation: microseconds per event for :func:`validate_event` (one event
-   dict) and for :func:`record_is_valid` (a whole record's JSON, what the
-   worker and the SDK run first) over a generated workload.
+   dict) and for :func:`decode_valid` (a whole record's JSON decoded and
+   checked at once, what the worker runs first) over a generated workload.
 2. End to end: a worker is started and warmed up; then the workload is
    emitted through the SDK into the broker, and the clock stops when DuckDB
    holds every row. ``e2e_events_per_s`` = events / that time.
@@ -32,7 +32,7 @@ import click
 from aiokafka import AIOKafkaConsumer
 
 from hermes_stream import codec
-from hermes_stream.events import Event, make_event, record_is_valid, validate_event
+from hermes_stream.events import Event, decode_valid, make_event, validate_event
 from hermes_stream.generator import generate_events
 from hermes_stream.producer import EventProducer
 from hermes_stream.publish import publish_events
@@ -73,9 +73,9 @@ def _validation_cost(events: list[Event]) -> float:
 
 
 def _fast_check_cost(events: list[Event]) -> float:
-    """The check the worker runs on a whole record (here: records of 500 events)."""
+    """The decoding check the worker runs on a whole record (here: records of 500 events)."""
     records = [codec.dumps(events[i : i + 500]) for i in range(0, len(events), 500)]
-    return _best_us_per_event(record_is_valid, records, len(events))
+    return _best_us_per_event(decode_valid, records, len(events))
 
 
 def _best_us_per_event(check: Callable[[Any], object], items: list[Any], events: int) -> float:

@@ -264,9 +264,38 @@ def decode_valid(data: bytes) -> list[Event] | None:
     return events
 
 
+def _check_struct(model: EventModel) -> type[msgspec.Struct]:
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for f in model.fields:
+        if f.name == "type":
+            continue  # the tag
+        if f.name == "schema_version":
+            fields.append((f.name, Literal[SCHEMA_VERSION]))
+        elif f.required:
+            fields.append((f.name, _fast_field_type(f)))
+        else:
+            fields.append((f.name, _fast_field_type(f), None))
+    return msgspec.defstruct(model.type, fields, tag_field="type", tag=model.type, kw_only=True)
+
+
+_CHECK_EVENT: Any = Union[tuple(_check_struct(m) for m in MODELS.values())]  # noqa: UP007
+#: Checks without building dicts: cheaper than :func:`decode_valid` when the
+#: events are not needed (~0.6 µs an event against ~1.3 for a single event).
+_CHECK_RECORD = msgspec.json.Decoder(Union[list[_CHECK_EVENT], _CHECK_EVENT])  # noqa: UP007
+
+
 def record_is_valid(data: bytes) -> bool:
-    """True if *data* is one valid event or an array of them (see :func:`decode_valid`)."""
-    return decode_valid(data) is not None
+    """True if *data* is one valid event or an array of them, checked without building dicts.
+
+    Strict like :func:`decode_valid` (what it passes, :func:`validate_event`
+    passes too), though it lets ``null`` optional fields through. The producer
+    SDK checks each event it encodes with it.
+    """
+    try:
+        _CHECK_RECORD.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return False
+    return True
 
 
 def _check(kind: str, value: object) -> str | None:
