@@ -28,11 +28,13 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT, StreamT, TableT
 
 from hermes_stream import codec
 from hermes_stream.pipeline import BatchResult, Fold
 from hermes_stream.records import Origin
+from hermes_stream.sender import partition_for
 from hermes_stream.sessions import SessionStats
 from hermes_stream.settings import Settings
 from hermes_stream.skills import invocation_rows, skill_key
@@ -46,8 +48,10 @@ log = logging.getLogger(__name__)
 
 _MAX_BACKOFF = 5.0
 
-#: Sends (topic, key, value) and returns the delivery future.
-Publish = Callable[[str, bytes, bytes], Awaitable[Any]]
+#: A message to publish: (topic, key, value).
+Message = tuple[str, bytes, bytes]
+#: Sends messages, in order per topic and key; returns their delivery futures.
+Publish = Callable[[Sequence[Message]], Awaitable[Sequence[Any]]]
 
 
 @dataclass(frozen=True)
@@ -91,16 +95,36 @@ def register(
 
 
 def producer_publish(app: faust.App) -> Publish:
-    """Send through Faust's producer, without the per-message cost of ``Topic.send``.
+    """Send through the producer, one Kafka batch per topic partition, not one send per message.
 
-    Faust flushes the producer before it commits an offset, so what a record
-    produced is delivered before the record counts as processed.
+    Each message stays a record of its own. A send costs ~40 µs of Python
+    (Faust's and aiokafka's layers) and failed calls come by the thousand a
+    second at peak; appending to a batch costs ~1 µs. Partitions are picked
+    as Kafka's default partitioner does (murmur2 of the key). Faust flushes
+    the producer before it commits an offset, so what a record produced is
+    delivered before the record counts as processed.
     """
 
-    async def publish(topic: str, key: bytes, value: bytes) -> Any:
-        delivery = cast(asyncio.Future[Any], await app.producer.send(topic, key, value, None, None, None))
-        delivery.add_done_callback(_log_failure)
-        return delivery
+    async def publish(messages: Sequence[Message]) -> list[asyncio.Future[Any]]:
+        # Faust keeps aiokafka's producer to itself; its batch API is aiokafka's own.
+        kafka = cast(faust_aiokafka.Producer, app.producer)._ensure_producer()
+        partitions: dict[str, int] = {}
+        batches: dict[tuple[str, int], Any] = {}
+        sent: list[asyncio.Future[Any]] = []
+        for topic, key, value in messages:
+            if topic not in partitions:
+                partitions[topic] = len(await kafka.partitions_for(topic))
+            where = (topic, partition_for(key, partitions[topic]))
+            batch = batches.get(where) or batches.setdefault(where, kafka.create_batch())
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start another
+                sent.append(await kafka.send_batch(batch, topic, partition=where[1]))
+                batch = batches[where] = kafka.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
+        for (topic, partition), batch in batches.items():
+            sent.append(await kafka.send_batch(batch, topic, partition=partition))
+        for delivery in sent:
+            delivery.add_done_callback(_log_failure)
+        return sent
 
     return publish
 
@@ -226,12 +250,15 @@ class Ingest:
     async def _publish_now(self) -> None:
         """Send the error records and alerts of the record just folded."""
         errors, alerts = self.fold.take_outbox()
-        publish = self.outputs.publish
-        for record in errors:
-            topic = self.topics.errors(record["category"])
-            await publish(topic, record["session_id"].encode(), codec.dumps(record))
-        for alert in alerts:
-            await publish(self.topics.alerts, alert.subject.encode(), codec.dumps(alert.to_dict()))
+        if not errors and not alerts:
+            return
+        topics = self.topics
+        messages = [
+            (topics.errors(record["category"]), record["session_id"].encode(), codec.dumps(record))
+            for record in errors
+        ]
+        messages += [(topics.alerts, a.subject.encode(), codec.dumps(a.to_dict())) for a in alerts]
+        await self.outputs.publish(messages)
 
     def hand_over(self, stream: faust.Stream[bytes]) -> None:
         """Write the folded session states to the table; start writing the rest to DuckDB."""
@@ -283,17 +310,15 @@ class Ingest:
     async def publish(self, result: BatchResult) -> None:
         # force=True sends now; without it Faust attaches the message to the
         # current offset and delivers it only at a later commit.
-        dlq, publish = self.outputs.dlq, self.outputs.publish
+        dlq, topics = self.outputs.dlq, self.topics
         sent = [await dlq.send(value=letter.to_dict(), force=True) for letter in result.dead_letters]
-        topics = self.topics
-        for stats in result.finalised:
-            sent.append(await publish(topics.sessions, stats.session_id.encode(), codec.dumps(stats.row())))
-        for alert in result.alerts:
-            sent.append(await publish(topics.alerts, alert.subject.encode(), codec.dumps(alert.to_dict())))
+        messages = [(topics.sessions, s.session_id.encode(), codec.dumps(s.row())) for s in result.finalised]
+        messages += [(topics.alerts, a.subject.encode(), codec.dumps(a.to_dict())) for a in result.alerts]
         for stats in result.finalised:  # keyed by skill and model, for the skills agent's table
             for row in invocation_rows(stats):
                 key = skill_key(row["skill_name"], row["model"])
-                sent.append(await publish(topics.skill_invocations, key.encode(), codec.dumps(row)))
+                messages.append((topics.skill_invocations, key.encode(), codec.dumps(row)))
+        sent += await self.outputs.publish(messages)
         await asyncio.gather(*sent)
 
 

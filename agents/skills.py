@@ -73,4 +73,4 @@ class SkillTrends:
         self.table[key] = codec.dumps(trend.to_dict())
         if alert is not None:
             log.warning("alert %s: %s", alert.rule, alert.message)
-            await self.publish(self.alerts, alert.subject.encode(), codec.dumps(alert.to_dict()))
+            await self.publish([(self.alerts, alert.subject.encode(), codec.dumps(alert.to_dict()))])

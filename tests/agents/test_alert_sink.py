@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +69,9 @@ def rows(settings: Settings) -> list[tuple[Any, ...]]:
 
 
 class Sent(list[tuple[str, bytes, Any]]):
-    async def __call__(self, topic: str, key: bytes, value: bytes) -> None:
-        self.append((topic, key, codec.loads(value)))
+    async def __call__(self, messages: Sequence[tuple[str, bytes, bytes]]) -> list[Any]:
+        self.extend((topic, key, codec.loads(value)) for topic, key, value in messages)
+        return []
 
 
 async def test_the_skills_agent_keeps_a_trend_per_skill_and_model_and_alerts_on_regression(

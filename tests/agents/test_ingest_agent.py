@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +46,9 @@ async def app(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
 class Sent(list[tuple[str, bytes, Any]]):
     """The in-memory publish seam: (topic, key, decoded value) in order."""
 
-    async def __call__(self, topic: str, key: bytes, value: bytes) -> None:
-        self.append((topic, key, codec.loads(value)))
+    async def __call__(self, messages: Sequence[tuple[str, bytes, bytes]]) -> list[Any]:
+        self.extend((topic, key, codec.loads(value)) for topic, key, value in messages)
+        return []
 
     def on(self, topic: str) -> list[tuple[bytes, Any]]:
         """(key, value) of what went to *topic*, in order."""
