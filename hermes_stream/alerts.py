@@ -119,7 +119,7 @@ class AlertRules:
         self.config = config
         self._last: dict[tuple[str, ...], float] = {}  # dedupe key -> ts of its last alert
         self._windows: dict[tuple[str, str, float], _Window] = {}
-        self._newest = 0.0
+        self._pruned_at = 0.0  # event time of the last _forget that pruned
 
     def observe(self, event: Event, error: Mapping[str, Any] | None = None) -> list[Alert]:
         """Alerts raised by an ``api_call``; *error* is its error record when it failed."""
@@ -242,13 +242,15 @@ class AlertRules:
         return alerts
 
     def _forget(self, ts: float) -> None:
-        """Drop windows and dedupe entries too old to matter again."""
-        if ts <= self._newest:
-            return
-        self._newest = ts
-        if len(self._windows) + len(self._last) < 10_000:
-            return
+        """Drop windows and dedupe entries too old to matter again, once per window of event time.
+
+        Memory stays bounded by what a few windows hold, and the cost is one
+        pass over them every ``window_seconds`` of event time, not per call.
+        """
         config = self.config
+        if ts < self._pruned_at + config.window_seconds:
+            return
+        self._pruned_at = ts
         self._windows = {k: w for k, w in self._windows.items() if k[2] >= ts - 2 * config.window_seconds}
         self._last = {k: t for k, t in self._last.items() if t >= ts - config.dedupe_seconds}
 

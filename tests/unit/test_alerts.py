@@ -131,6 +131,23 @@ def test_windows_are_kept_per_provider_and_model() -> None:
     assert [a.subject for a in observe(rules, failed(T0 + 7, http_status=500, model="a"))] == ["openai/a"]
 
 
+def test_old_windows_are_forgotten_as_event_time_moves_on() -> None:
+    rules = only("error_rate", error_rate=0.5, min_calls=4)
+    window = rules.config.window_seconds
+    observe(rules, *[call(T0 + i * window) for i in range(1000)])
+    assert len(rules._windows) <= 3  # memory bounded by a few windows, not by the stream's length
+
+
+def test_a_window_still_open_is_kept_when_the_rest_are_forgotten() -> None:
+    rules = only("error_rate", error_rate=0.5, min_calls=4)
+    window = rules.config.window_seconds
+    observe(rules, *[call(T0 + i * window) for i in range(10)])
+    last = T0 + 10 * window
+    assert observe(rules, *[failed(last + i, http_status=500) for i in range(3)]) == []
+    (alert,) = observe(rules, failed(last + 3, http_status=500))
+    assert alert.rule == "error_rate"
+
+
 # context window
 
 
