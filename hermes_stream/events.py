@@ -240,7 +240,9 @@ def _wide_event() -> Any:
 
 _WIDE_EVENT: Any = _wide_event()
 _FAST_RECORD = msgspec.json.Decoder(Union[list[_WIDE_EVENT], _WIDE_EVENT])  # noqa: UP007
-_TYPE_REQUIRED: Final = {name: frozenset(model.required) for name, model in MODELS.items()}
+_TYPE_REQUIRED: Final = {
+    name: frozenset(model.required) - {f.name for f in ENVELOPE} for name, model in MODELS.items()
+}
 
 
 def decode_valid(data: bytes) -> list[Event] | None:

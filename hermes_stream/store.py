@@ -92,12 +92,8 @@ class SinkBatch:
     def add(self, table: Table, row: Row) -> None:
         self.rows[table.name].append(row)
 
-    def events_json(self) -> bytes:
-        """Every event of the batch as one JSON array."""
-        return b"[" + b",".join(self.events) + b"]"
-
     def write_events(self, file: IO[bytes]) -> None:
-        """Write :meth:`events_json` to *file*, without joining the records in memory first."""
+        """Write every event of the batch to *file* as one JSON array, record by record."""
         file.write(b"[")
         for i, events in enumerate(self.events):
             if i:
