@@ -266,7 +266,8 @@ class Ingest:
         held, self._held = self._held, []
         self._handed_at = time.monotonic()
         result = self.fold.take()
-        for session_id, stats in result.sessions.items():
+        self._written = write_durably(self.writer, result.sink)  # the child starts now
+        for session_id, stats in result.sessions.items():  # ... while the table is updated
             self.table[session_id.encode()] = codec.dumps(stats.to_dict())
         log.info(
             "%d records, %d events, %d dead letters folded in %.0f ms",
@@ -276,7 +277,6 @@ class Ingest:
             self._fold_seconds * 1000,
         )
         self._fold_seconds = 0.0
-        self._written = asyncio.ensure_future(write_durably(self.writer, result.sink))
         self._finished = asyncio.ensure_future(
             self.finish(stream, held, result, self._written, self._finished)
         )
@@ -323,20 +323,25 @@ class Ingest:
         await asyncio.gather(*sent)
 
 
-async def write_durably(writer: WriterProcess, batch: SinkBatch) -> None:
-    """Write *batch* to DuckDB, retrying until it lands.
+def write_durably(writer: WriterProcess, batch: SinkBatch) -> asyncio.Future[None]:
+    """Start writing *batch* to DuckDB now; the future is done once it is durable.
 
-    A failure never propagates: the batch's records are only released for
-    the offset commit after this returns, so retrying is the only way on.
-    Cancelled (the worker stops), the records are simply read again later.
+    The write is retried until it lands. A failure never propagates: the
+    batch's records are only released for the offset commit once it is
+    durable, so retrying is the only way on. Cancelled (the worker stops),
+    the records are simply read again later.
     """
+    return asyncio.ensure_future(_until_durable(writer, batch, writer.write(batch)))
+
+
+async def _until_durable(writer: WriterProcess, batch: SinkBatch, attempt: asyncio.Future[None]) -> None:
     backoff = 0.1
     started = time.perf_counter()
     while True:
         try:
-            await writer.write(batch)
+            await attempt
             log.info(
-                "%d events, %d session and dead letter rows written in %.0f ms",
+                "%d events, %d other rows written in %.0f ms",
                 batch.event_count,
                 len(batch) - batch.event_count,
                 (time.perf_counter() - started) * 1000,
@@ -346,3 +351,4 @@ async def write_durably(writer: WriterProcess, batch: SinkBatch) -> None:
             log.error("DuckDB write failed (%s); retrying in %.1fs", exc, backoff)
             await asyncio.sleep(backoff)
             backoff = min(_MAX_BACKOFF, backoff * 2)
+        attempt = writer.write(batch)

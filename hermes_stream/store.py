@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import multiprocessing
 import os
@@ -295,13 +296,26 @@ def _stage(con: duckdb.DuckDBPyConnection, table: Table, rows: Sequence[Row]) ->
             appender.append_rows(rows)
 
 
+def _events_to_file(batch: SinkBatch) -> str:
+    """Write the batch's events to a new temporary JSON file, for DuckDB's JSON reader; return its path."""
+    with tempfile.NamedTemporaryFile(prefix="hermes-sink-", suffix=".json", delete=False) as file:
+        batch.write_events(file)
+    return file.name
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+
+
 @contextlib.contextmanager
 def _events_file(batch: SinkBatch) -> Iterator[str]:
-    """The batch's events in a temporary JSON file, for DuckDB's JSON reader."""
-    with tempfile.NamedTemporaryFile(prefix="hermes-sink-", suffix=".json") as file:
-        batch.write_events(file)
-        file.flush()
-        yield file.name
+    """The batch's events in a temporary JSON file while the block runs."""
+    path = _events_to_file(batch)
+    try:
+        yield path
+    finally:
+        _remove(path)
 
 
 def _merge_events(con: duckdb.DuckDBPyConnection, path: str) -> None:
@@ -398,23 +412,37 @@ class WriterProcess:
         self._key = (path, lock_timeout, hold, auto_templates)
         self._pool: ProcessPoolExecutor | None = None
 
-    async def write(self, batch: SinkBatch) -> None:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_exit_with_parent,
-                initargs=(os.getpid(),),
-            )
+    def write(self, batch: SinkBatch) -> asyncio.Future[None]:
+        """Start writing *batch* in the child now; the future is done once the rows are durable.
+
+        The child starts at once, not when the caller next awaits: a worker
+        goes on with other work (its table updates) while the rows are written.
+        A failure, even to start, is the future's exception.
+        """
         loop = asyncio.get_running_loop()
+        path: str | None = None
         try:
-            # The events go by file: cheaper than pickling them through a pipe.
-            with _events_file(batch) as path:
-                shipped = dataclasses.replace(batch, events=[], events_file=path)
-                await loop.run_in_executor(self._pool, _write_in_child, self._key, shipped)
-        except BrokenProcessPool:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_exit_with_parent,
+                    initargs=(os.getpid(),),
+                )
+            path = _events_to_file(batch)  # cheaper than pickling the events through a pipe
+            shipped = dataclasses.replace(batch, events=[], events_file=path)
+            written = loop.run_in_executor(self._pool, _write_in_child, self._key, shipped)
+        except Exception as exc:  # a broken pool, a full disk: the caller retries
+            written = loop.create_future()
+            written.set_exception(exc)
+        written.add_done_callback(functools.partial(self._done, path))
+        return written
+
+    def _done(self, path: str | None, written: asyncio.Future[None]) -> None:
+        if path is not None:
+            _remove(path)
+        if not written.cancelled() and isinstance(written.exception(), BrokenProcessPool):
             self.close()  # the next write starts a new child
-            raise
 
     def close(self) -> None:
         """Wait for a write in progress, give up the file, stop the child."""
