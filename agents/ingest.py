@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -91,7 +93,7 @@ def register(
     ingest = Ingest(settings, table, writer, outputs)
     app.agent(source, name="ingest")(ingest.run)
     app.on_partitions_revoked.connect(ingest.on_partitions_revoked)
-    live.register(app, table, ingest.live_state)
+    live.register(app, table, ingest.live_state, ingest.stats)
 
 
 def producer_publish(app: faust.App) -> Publish:
@@ -149,6 +151,27 @@ MAX_FOLDED_EVENTS = 200_000
 QUIET_GAP = 0.05
 
 
+@dataclass
+class SinkCounters:
+    """What this worker has made durable since it started (``GET /stats``)."""
+
+    writes: int = 0
+    records: int = 0
+    events: int = 0
+    dead_letters: int = 0
+    #: Wall-clock time the last write became durable (its COMMIT returned).
+    last_write_at: float | None = None
+
+    def written(self, result: BatchResult, write: asyncio.Future[None]) -> None:
+        if write.cancelled():
+            return
+        self.writes += 1
+        self.records += result.records
+        self.events += result.events
+        self.dead_letters += len(result.dead_letters)
+        self.last_write_at = time.time()
+
+
 class Ingest:
     """The ingest agent: fold records, publish errors and alerts, write while folding on."""
 
@@ -161,6 +184,7 @@ class Ingest:
         self.outputs = outputs
         self.topics = Topics(settings.topic_prefix)
         self.fold = Fold(self.lookup, settings.max_record_bytes, settings.alert_config())
+        self.counters = SinkCounters()
         self._fold_seconds = 0.0
         self._held: list[EventT[Any]] = []  # folded, not yet handed to the writer
         self._handed_at = self._folded_at = time.monotonic()
@@ -172,6 +196,10 @@ class Ingest:
     def lookup(self, session_id: str) -> SessionStats | None:
         state = self.table.get(session_id.encode())
         return SessionStats.from_dict(codec.loads(state)) if state else None
+
+    def stats(self) -> dict[str, Any]:
+        """The sink counters, and the events folded but not yet handed to the writer."""
+        return {**dataclasses.asdict(self.counters), "events_pending": self.fold.result.events}
 
     def live_state(self, session_id: str) -> SessionStats | None:
         """The session as folded so far, handed over or not."""
@@ -267,6 +295,7 @@ class Ingest:
         self._handed_at = time.monotonic()
         result = self.fold.take()
         self._written = write_durably(self.writer, result.sink)  # the child starts now
+        self._written.add_done_callback(functools.partial(self.counters.written, result))
         for session_id, stats in result.sessions.items():  # ... while the table is updated
             self.table[session_id.encode()] = codec.dumps(stats.to_dict())
         log.info(

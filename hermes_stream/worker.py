@@ -14,9 +14,12 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+from hermes_stream import codec
 from hermes_stream.broker import broker_for, free_port
 from hermes_stream.exceptions import HermesStreamError
 from hermes_stream.settings import Settings
@@ -127,6 +130,14 @@ def count_rows(settings: Settings, sql: str) -> int:
         return 0
     _, rows = query(settings.db, sql, settings.lock_timeout)
     return int(rows[0][0] or 0)
+
+
+def sink_counters(settings: Settings) -> dict[str, Any]:
+    """The worker's sink counters, from its web server (``GET /stats``)."""
+    url = f"http://{settings.web_host}:{settings.web_port}/stats"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        counters: dict[str, Any] = codec.loads(response.read())
+    return counters
 
 
 def wait_until(

@@ -1,7 +1,8 @@
-"""Session analytics end to end: cost, kind, idle timeout, late events, the live view."""
+"""Session analytics end to end: cost, kind, idle timeout, late events, the live view and counters."""
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -66,6 +67,12 @@ def test_a_quiet_session_ends_by_idle_timeout_and_a_late_event_updates_it(settin
     publish(settings, [tool("quiet", T0 + 9, "terminal", status="error")])  # late: the same row changes
     wait_for(lambda: scalar(settings, "SELECT tool_calls FROM sessions") == 5, timeout=30)
     assert scalar(settings, "SELECT count(*) FROM sessions") == 1
+
+    status, counters = get(f"http://{settings.web_host}:{settings.web_port}/stats")
+    assert status == 200
+    assert (counters["records"], counters["events"], counters["dead_letters"]) == (2, 6, 0)
+    assert counters["writes"] >= 2 and counters["events_pending"] == 0
+    assert time.time() - 60 < counters["last_write_at"] <= time.time()
 
 
 def test_costs_are_reported_estimated_or_unknown(settings_factory, worker_factory):
