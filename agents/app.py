@@ -44,9 +44,10 @@ def create_app(settings: Settings) -> faust.App:
     )
     # Built here rather than from the broker URL, to shorten the consumer's fetch wait.
     app.transport = _Transport(app.conf.broker_consumer, app)
-    # Table writes queue changelog messages in this buffer; past 100 Faust stops
-    # delivering records until it drains, one message at a time. Each write to
-    # DuckDB updates a table key per touched session, often thousands at once.
+    # Table writes (the skill trends', one per invocation, in bursts as sessions
+    # finish) queue changelog messages in this buffer; past 100 Faust stops
+    # delivering records until it drains, one message at a time. (Ingest sends
+    # its sessions table's changes itself, batched with its other outputs.)
     app.producer.buffer.max_messages = CHANGELOG_BUFFER
     per_category = settings.templates_per_category if settings.auto_templates else 0
     writer = WriterProcess(

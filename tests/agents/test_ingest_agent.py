@@ -9,7 +9,6 @@ from typing import Any
 
 import faust
 import pytest
-from faust.types import TP
 
 from agents import codec as faust_codec
 from agents import ingest
@@ -27,15 +26,12 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def app(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[faust.App]:
+async def app(settings: Settings) -> AsyncIterator[faust.App]:
     # Async, so Faust binds to the test's running loop rather than making one.
     faust_codec.register()
     app = faust.App(
         "agent-test", broker="kafka://127.0.0.1:1", store="memory://", datadir=str(settings.data_dir)
     )
-    # The sessions table places keys with the producer's partitioner, which
-    # needs broker metadata; with one partition the answer is always 0.
-    monkeypatch.setattr(app.producer, "key_partition", lambda topic, key: TP(topic, 0))
     yield app
     # The stream touches app.consumer, whose never-started thread made a loop.
     thread_loop = app.consumer._thread.thread_loop
@@ -116,6 +112,10 @@ async def test_records_become_rows_sessions_and_dead_letters(app, settings, outp
     assert [letter["reason"] for letter in letters] == [dead[0][0]]
     published = sent.on("hermes.sessions")
     assert [(key, s["api_calls"]) for key, s in published] == [(b"s1", 2), (b"s1", 3)]  # then the late update
+    # The table's changes go out with the rest, for recovery from the changelog.
+    changelog = app.tables["sessions"].changelog_topic.get_topic_name()
+    assert [(key, s["api_calls"]) for key, s in sent.on(changelog)] == [(b"s1", 2), (b"s1", 3)]
+    assert codec.loads(app.tables["sessions"][b"s1"])["api_calls"] == 3
 
 
 async def test_records_are_written_once_the_input_pauses_without_waiting_for_the_interval(

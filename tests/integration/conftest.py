@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from hermes_stream import codec
 from hermes_stream.broker import EmbeddedBroker, free_port
 from hermes_stream.events import Event
 from hermes_stream.publish import publish_events
 from hermes_stream.settings import Settings
+from hermes_stream.topics import Topics
 from hermes_stream.worker import WorkerProcess, count_rows, prepare
 
 pytestmark = pytest.mark.integration
@@ -81,6 +82,24 @@ def publish(settings: Settings, events: Iterable[Event]) -> None:
 
 
 scalar = count_rows  # one number from the test's DuckDB file (0 before it exists)
+
+
+def committed_offsets(settings: Settings) -> int:
+    """The offsets the worker's consumer group has committed on the input topic, summed."""
+
+    async def fetch() -> int:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.broker, group_id=settings.app_id, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            topic = Topics(settings.topic_prefix).events
+            offsets = [await consumer.committed(TopicPartition(topic, p)) for p in range(settings.partitions)]
+            return sum(offset or 0 for offset in offsets)
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(fetch())
 
 
 def read_topic(bootstrap: str, topic: str, expected: int = 1, timeout: float = 20.0) -> list[bytes]:

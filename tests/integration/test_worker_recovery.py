@@ -13,7 +13,7 @@ from hermes_stream.store import query
 from hermes_stream.topics import Topics
 from hermes_stream.worker import WorkerProcess
 from tests.conftest import wait_for
-from tests.integration.conftest import publish, read_topic, scalar
+from tests.integration.conftest import committed_offsets, publish, read_topic, scalar
 
 SESSION_COLUMNS = (
     "session_id, status, events, api_calls, api_errors, tool_calls, tool_errors, skill_invocations, "
@@ -69,7 +69,7 @@ def test_sigkill_mid_stream_ends_identical_to_uninterrupted_run(
     settings_factory: Callable[..., Settings], worker_factory: Callable[[Settings], WorkerProcess]
 ) -> None:
     events = list(generate_events(150, seed=5))
-    half = len(events) // 2
+    quarter, half = len(events) // 4, len(events) // 2
     row_events = sum(e["type"] in ("api_call", "tool_result") for e in events)
 
     reference = settings_factory()
@@ -80,8 +80,13 @@ def test_sigkill_mid_stream_ends_identical_to_uninterrupted_run(
     # Frequent flushes, so the kill lands with some rows durable and work pending.
     crashed = settings_factory(sink_interval=0.05)
     worker = worker_factory(crashed)
-    publish(crashed, events[:half])
-    wait_for(lambda: scalar(crashed, "SELECT count(*) FROM api_calls") > 0, timeout=60, interval=0.02)
+    publish(crashed, events[:quarter])
+    # Once offsets are committed, the restart reads on from them: the sessions
+    # those records began must come back from the table's changelog.
+    wait_for(lambda: committed_offsets(crashed) > 0, timeout=60, interval=0.2)
+    before = scalar(crashed, "SELECT count(*) FROM api_calls")
+    publish(crashed, events[quarter:half])
+    wait_for(lambda: scalar(crashed, "SELECT count(*) FROM api_calls") > before, timeout=60, interval=0.02)
     writers = children(worker.pid)
     assert writers, "the worker writes DuckDB from a child process"
     worker.kill()
