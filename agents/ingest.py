@@ -39,7 +39,7 @@ from hermes_stream.records import Origin
 from hermes_stream.sender import partition_for
 from hermes_stream.sessions import SessionStats
 from hermes_stream.settings import Settings
-from hermes_stream.skills import invocation_rows, skill_key
+from hermes_stream.skills import skill_key
 from hermes_stream.store import SinkBatch, WriterProcess
 from hermes_stream.topics import Topics
 
@@ -351,12 +351,13 @@ class Ingest:
         dlq, topics = self.outputs.dlq, self.topics
         sent = [await dlq.send(value=letter.to_dict(), force=True) for letter in result.dead_letters]
         messages = list(changes)
-        messages += [(topics.sessions, s.session_id.encode(), codec.dumps(s.row())) for s in result.finalised]
         messages += [(topics.alerts, a.subject.encode(), codec.dumps(a.to_dict())) for a in result.alerts]
-        for stats in result.finalised:  # keyed by skill and model, for the skills agent's table
-            for row in invocation_rows(stats):
-                key = skill_key(row["skill_name"], row["model"])
-                messages.append((topics.skill_invocations, key.encode(), codec.dumps(row)))
+        for stats in result.finalised:  # the rows written to DuckDB, published as they are
+            row = result.session_rows[stats.session_id]
+            messages.append((topics.sessions, stats.session_id.encode(), codec.dumps(row)))
+            for skill_row in result.skill_rows[stats.session_id]:  # keyed for the skills agent's table
+                key = skill_key(skill_row["skill_name"], skill_row["model"])
+                messages.append((topics.skill_invocations, key.encode(), codec.dumps(skill_row)))
         sent += await self.outputs.publish(messages)
         await asyncio.gather(*sent)
 

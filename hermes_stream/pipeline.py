@@ -41,6 +41,10 @@ class BatchResult:
     sink: SinkBatch = field(default_factory=SinkBatch)
     sessions: dict[str, SessionStats] = field(default_factory=dict)
     finalised: list[SessionStats] = field(default_factory=list)
+    #: Each touched session's ``sessions`` row and ``skill_invocations`` rows, as
+    #: written to DuckDB (a finalised session's are published as they are).
+    session_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skill_rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     events: int = 0
@@ -168,10 +172,12 @@ class Fold:
         result = self.result
         for letter in result.dead_letters:
             result.sink.add(DEAD_LETTERS, DEAD_LETTERS.row(letter.to_dict()))
-        for stats in result.sessions.values():
-            result.sink.add(SESSIONS, SESSIONS.row(stats.row()))
-            for row in invocation_rows(stats):
-                result.sink.add(SKILL_INVOCATIONS, SKILL_INVOCATIONS.row(row))
+        for session_id, stats in result.sessions.items():
+            row = result.session_rows[session_id] = stats.row()
+            result.sink.add(SESSIONS, SESSIONS.row(row))
+            skill_rows = result.skill_rows[session_id] = invocation_rows(stats)
+            for skill_row in skill_rows:
+                result.sink.add(SKILL_INVOCATIONS, SKILL_INVOCATIONS.row(skill_row))
             if not stats.budget_alerted and stats.last_event_at is not None:
                 alert = budget_alert(stats.session_id, stats.cost_usd, stats.last_event_at, self.alerts)
                 if alert is not None:
