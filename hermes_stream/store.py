@@ -438,13 +438,16 @@ class WriterProcess:
         except Exception as exc:  # a broken pool, a full disk: the caller retries
             written = loop.create_future()
             written.set_exception(exc)
-        written.add_done_callback(functools.partial(self._done, path))
+        written.add_done_callback(functools.partial(self._done, path, self._pool))
         return written
 
-    def _done(self, path: str | None, written: asyncio.Future[None]) -> None:
+    def _done(
+        self, path: str | None, pool: ProcessPoolExecutor | None, written: asyncio.Future[None]
+    ) -> None:
         if path is not None:
             _remove(path)
-        if not written.cancelled() and isinstance(written.exception(), BrokenProcessPool):
+        broken = not written.cancelled() and isinstance(written.exception(), BrokenProcessPool)
+        if broken and pool is self._pool:  # not a child started since, for a retry
             self.close()  # the next write starts a new child
 
     def close(self) -> None:
