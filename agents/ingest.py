@@ -8,13 +8,13 @@ to ``hermes.errors.<category>`` at once, and so does each alert the rules
 raise (to ``hermes.alerts``), so that they are out within a fraction of a
 second. When the DuckDB writer is idle and 20,000 events have been
 folded, records have paused for 50 ms, or ``sink_interval`` has passed,
-what has been folded is handed over: session states are written back to
-the table and the rows go to DuckDB, written by a child process while
-folding goes on (few large writes under load, quick ones when it is
-quiet). Offsets are released for the commit only once the rows are
-durable; finished sessions (``hermes.sessions``), dead letters
-(``hermes.dlq``) and sessions over budget (``hermes.alerts``) are published
-then.
+what has been folded is handed over: the rows go to DuckDB, written by a
+child process while folding goes on (few large writes under load, quick
+ones when it is quiet), and session states are written back to the table.
+Offsets are released for the commit only once the rows are durable; the
+table's changes (its changelog), finished sessions (``hermes.sessions``),
+dead letters (``hermes.dlq``) and sessions over budget (``hermes.alerts``)
+are published then.
 """
 
 from __future__ import annotations
@@ -290,7 +290,10 @@ class Ingest:
         await self.outputs.publish(messages)
 
     def hand_over(self, stream: faust.Stream[bytes]) -> None:
-        """Write the folded session states to the table; start writing the rest to DuckDB."""
+        """Start writing the folded rows to DuckDB; put the session states in the table.
+
+        The states' changelog messages go out in :meth:`finish`, once the rows are durable.
+        """
         held, self._held = self._held, []
         self._handed_at = time.monotonic()
         result = self.fold.take()
