@@ -429,16 +429,23 @@ def demo(sessions: int, seed: int, db: Path) -> None:
     help="Background events/s while error latency is timed.",
 )
 @click.option(
+    "--runs",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="End-to-end runs, each on a fresh pipeline (~25 s each); the median run is reported.",
+)
+@click.option(
     "--reports/--no-reports",
     default=True,
     show_default=True,
     help="Also time the reports on a 10M-call store it builds (~30 s).",
 )
-def bench(sessions: int, seed: int, load: int, reports: bool) -> None:
+def bench(sessions: int, seed: int, load: int, runs: int, reports: bool) -> None:
     """Measure validation cost, throughput, error latency and report speed; the last line is JSON."""
     from hermes_stream.bench import run_bench
 
-    figures = run_bench(_settings(), sessions, seed, load, reports)
+    figures = run_bench(_settings(), sessions, seed, load, reports, runs)
     click.echo(codec.dumps(figures).decode())
 
 
