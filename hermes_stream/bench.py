@@ -7,6 +7,7 @@
    emitted through the SDK into the broker, and the clock stops when the
    last of its rows is durable in DuckDB (the write's COMMIT returned, as the
    worker's ``GET /stats`` says). ``e2e_events_per_s`` = events / that time.
+   ``e2e_cpu_seconds`` is the CPU each process used meanwhile (:func:`cpu_seconds`).
    Then DuckDB is checked for every row; ``e2e_readable_seconds`` is when a
    reader first saw them all (the writer gives the file up 0.5 s after its
    last write).
@@ -33,7 +34,9 @@ Progress goes to stderr; the caller prints the figures as one JSON line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import os
 import statistics
 import tempfile
 import time
@@ -165,6 +168,7 @@ def _end_to_end(settings: Settings, worker: Any, events: list[Event]) -> dict[st
     target = count_rows(settings, ROWS) + sum(e["type"] in ("api_call", "tool_result") for e in events)
     written = sink_counters(settings)["events"]
     _say(f"pushing {len(events):,} events through SDK → broker → worker → DuckDB …")
+    cpu_before = cpu_seconds(worker.pid)
     started = time.time()
     asyncio.run(publish_events(settings, events))
     emit_seconds = time.time() - started
@@ -174,6 +178,7 @@ def _end_to_end(settings: Settings, worker: Any, events: list[Event]) -> dict[st
     # often would take CPU from them (~1 ms a request, both sides).
     wait_until(lambda: sink_counters(settings)["events"] - written >= len(events), 300, worker, interval=0.1)
     durable = sink_counters(settings)["last_write_at"] - started
+    cpu = {role: round(s - cpu_before.get(role, 0.0), 2) for role, s in cpu_seconds(worker.pid).items()}
     # Then check DuckDB itself; readers get in once the writer gives the file up.
     wait_until(lambda: count_rows(settings, ROWS) >= target, 60, worker, interval=0.02)
     return {
@@ -181,7 +186,44 @@ def _end_to_end(settings: Settings, worker: Any, events: list[Event]) -> dict[st
         "e2e_seconds": round(durable, 3),
         "e2e_events_per_s": round(len(events) / durable),
         "e2e_readable_seconds": round(time.time() - started, 3),
+        "e2e_cpu_seconds": cpu,
+        "e2e_cpu_us_per_event": round(sum(cpu.values()) / len(events) * 1e6, 1),
     }
+
+
+def cpu_seconds(worker_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by each part of the pipeline, all threads included.
+
+    ``sdk`` is this process (the producer SDK); from ``/proc`` (Linux), ``worker``
+    is the worker process, ``writer`` its children (the DuckDB writer), and
+    ``broker`` any other child of this process (an embedded broker). Elsewhere,
+    only ``sdk``.
+    """
+    figures = {"sdk": time.process_time()}
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()  # the name may hold spaces
+            except OSError:
+                continue  # it has just ended
+            pid = int(entry.name)
+            parents[pid], used[pid] = int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks
+    me = os.getpid()
+    for pid, seconds in used.items():
+        top = pid  # becomes pid's ancestor that is a child of this process, if it has one
+        while top in parents and parents[top] not in (me, 0, 1):
+            top = parents[top]
+        if parents.get(top) != me:
+            continue  # not in this process's tree
+        role = "broker" if top != worker_pid else "worker" if pid == worker_pid else "writer"
+        figures[role] = figures.get(role, 0.0) + seconds
+    return figures
 
 
 async def _raw_consume(settings: Settings, expected: int) -> float:

@@ -23,3 +23,6 @@ def test_bench_runs_each_pipeline_afresh_and_reports_the_median(
     assert figures["ratio"] == round(figures["e2e_events_per_s"] / figures["raw_consume_events_per_s"], 4)
     assert figures["error_latency_samples"] > 0  # timed on the last run only
     assert figures["events"] > 20 * 5
+    cpu = figures["e2e_cpu_seconds"]  # the test broker is not the benchmark's child: no "broker"
+    assert {"sdk", "worker", "writer"} <= cpu.keys() and all(seconds >= 0 for seconds in cpu.values())
+    assert figures["e2e_cpu_us_per_event"] == round(sum(cpu.values()) / figures["events"] * 1e6, 1)
