@@ -34,7 +34,6 @@ Progress goes to stderr; the caller prints the figures as one JSON line.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import os
 import statistics
@@ -200,20 +199,21 @@ def cpu_seconds(worker_pid: int) -> dict[str, float]:
     only ``sdk``.
     """
     figures = {"sdk": time.process_time()}
+    if not os.path.isdir("/proc"):
+        return figures
     parents: dict[int, int] = {}
     used: dict[int, float] = {}
-    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    with contextlib.suppress(OSError):
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()  # the name may hold spaces
-            except OSError:
-                continue  # it has just ended
-            pid = int(entry.name)
-            parents[pid], used[pid] = int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()  # the name may hold spaces
+        except OSError:
+            continue  # it has just ended
+        pid = int(entry.name)
+        parents[pid], used[pid] = int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks
     me = os.getpid()
     for pid, seconds in used.items():
         top = pid  # becomes pid's ancestor that is a child of this process, if it has one
