@@ -8,10 +8,12 @@ from pathlib import Path
 
 from agents.ingest import write_durably
 from hermes_stream import codec
-from hermes_stream.events import MAX_COUNT, MAX_TIMESTAMP, make_event
+from hermes_stream.events import MAX_COUNT, MAX_TIMESTAMP, Event, make_event
 from hermes_stream.generator import generate_events
+from hermes_stream.model_aggregates import AGGREGATES
 from hermes_stream.pipeline import process_records
 from hermes_stream.records import Origin
+from hermes_stream.schema import TABLES
 from hermes_stream.store import SinkBatch, Store, WriterProcess, query
 
 ROWS = "SELECT (SELECT count(*) FROM api_calls) + (SELECT count(*) FROM tool_results)"
@@ -81,3 +83,30 @@ def test_the_largest_valid_values_fit_the_tables(tmp_path: Path) -> None:
     store.write(result.sink)
     assert scalar(store.path, "SELECT total_tokens FROM sessions") == 2 * MAX_COUNT
     assert scalar(store.path, "SELECT year(max(ts)) FROM api_calls") == 9999
+
+
+def test_a_replayed_or_overlapping_batch_leaves_the_tables_as_one_write_would(tmp_path: Path) -> None:
+    # A plain INSERT adds the rows; a write that meets a stored row is done
+    # again with INSERT OR IGNORE. Session rows are replaced by key.
+    events = list(generate_events(8, seed=5))
+    half = len(events) // 2
+
+    def folded(part: list[Event]) -> SinkBatch:
+        records = [(codec.dumps(part[i : i + 50]), Origin("t", 0, i)) for i in range(0, len(part), 50)]
+        records.append((b"not json", Origin("t", 0, 99_999)))  # a dead letter, the same each time
+        return process_records(records, lambda _: None, 1 << 20).sink
+
+    once = Store(tmp_path / "once.duckdb")
+    once.write(folded(events))
+    again = Store(tmp_path / "again.duckdb")
+    again.write(folded(events[:half]))
+    again.write(folded(events[:half]))  # after a crash the same records come again
+    again.write(folded(events))  # half of it stored already; its sessions have moved on
+
+    tables = [t.name for t in TABLES] + [a.name for a in AGGREGATES]
+    for name in tables:
+        columns = "* EXCLUDE (ts)" if name == "dead_letters" else "*"  # when it was folded
+        sql = f"SELECT {columns} FROM {name} ORDER BY ALL"
+        assert query(again.path, sql)[1] == query(once.path, sql)[1], name
+    assert scalar(again.path, "SELECT count(*) FROM sessions") == 8
+    assert scalar(again.path, "SELECT count(*) FROM dead_letters") == 1
