@@ -55,7 +55,7 @@ class Settings:
 
     sink_interval: float = 1.0
     """``HERMES_STREAM_SINK_INTERVAL``: longest time, in seconds, folded records wait for the writer
-    while more keep coming (a pause of 50 ms in the input hands them over at once)."""
+    while more keep coming (a pause of 50 ms in the input hands them over sooner, at most every 0.5 s)."""
 
     web_host: str = "127.0.0.1"
     """``HERMES_STREAM_WEB_HOST``: the worker's web server address; other workers reach it there."""

@@ -128,6 +128,22 @@ async def test_records_are_written_once_the_input_pauses_without_waiting_for_the
         await eventually(lambda: session_rows(settings) == [("active", 2, 30)])
 
 
+async def test_a_trickle_of_records_is_written_at_most_every_pause_spacing(app, settings, outputs) -> None:
+    # Each record is followed by a pause; one write per record cost the writer ~40 ms each.
+    settings = settings.with_(sink_interval=3600.0)
+    ingest.register(app, settings, WriterProcess(settings.db, settings.lock_timeout), outputs)
+    agent_ = app.agents["ingest"]
+    state = agent_.fun.__self__  # the Ingest behind the agent
+    async with agent_.test_context() as agent:
+        started = asyncio.get_running_loop().time()
+        for tokens in range(1, 13):
+            await agent.put(codec.dumps(api_call("s1", tokens)))
+            await asyncio.sleep(0.1)  # longer than the 50 ms pause
+        await eventually(lambda: session_rows(settings) == [("active", 12, 78)])
+        elapsed = asyncio.get_running_loop().time() - started
+    assert 1 <= state.counters.writes <= elapsed / ingest.PAUSE_SPACING + 1
+
+
 def call(session: str, **fields: Any) -> dict[str, Any]:
     base = {"model": "claude-sonnet-4", "provider": "anthropic", "input_tokens": 10, "output_tokens": 1}
     return make_event("api_call", session, **(base | {"status": "ok"} | fields))
