@@ -17,11 +17,15 @@
    through the SDK, failed API calls are emitted now and then; the time from
    each one's ``emit()`` to its record on ``hermes.errors.*`` is measured by a
    consumer in the same process (``error_latency_p50_ms`` / ``_p99_ms``).
-5. Reports: ``report daily``, ``sessions`` and ``models`` timed on a store of
+5. Quiet stream: an agent's pace, ``QUIET_RATE`` events/s emitted one at a
+   time (a record each) for ``QUIET_SECONDS``; ``quiet_cpu_seconds`` is the
+   CPU each process used meanwhile and ``quiet_cpu_percent`` their sum, in
+   percent of one core: what a worker costs beside agents that are mostly idle.
+6. Reports: ``report daily``, ``sessions`` and ``models`` timed on a store of
    10M API calls and 200k sessions that it builds (:mod:`~hermes_stream.report_bench`).
 
 Steps 2 and 3 run ``--runs`` times, each on a pipeline of its own (broker,
-worker, topics, DuckDB file), and step 4 once, on the last. The end-to-end
+worker, topics, DuckDB file), and steps 4 and 5 once, on the last. The end-to-end
 figures are those of the median run by ``e2e_events_per_s`` (the lower
 middle one for an even count), ``raw_consume_events_per_s`` is the median
 rate, and ``e2e_events_per_s_runs`` / ``raw_consume_events_per_s_runs`` list
@@ -60,6 +64,9 @@ from hermes_stream.worker import count_rows, local_pipeline, sink_counters, wait
 #: How long the latency phase runs, and how often a failed call is emitted in it.
 LATENCY_SECONDS = 10.0
 PROBE_INTERVAL = 0.05
+#: The quiet stream's pace and length.
+QUIET_RATE = 10
+QUIET_SECONDS = 10.0
 
 
 ROWS = "SELECT (SELECT count(*) FROM api_calls) + (SELECT count(*) FROM tool_results)"
@@ -73,6 +80,7 @@ def run_bench(
     reports: bool = True,
     runs: int = 1,
     latency_seconds: float = LATENCY_SECONDS,
+    quiet_seconds: float = QUIET_SECONDS,
 ) -> dict[str, Any]:
     events = list(generate_events(sessions, seed))
     figures: dict[str, Any] = {"events": len(events), "sessions": sessions, "runs": runs}
@@ -85,7 +93,9 @@ def run_bench(
             if runs > 1:
                 _say(f"run {run} of {runs}:")
             latency_load = load if run == runs else None
-            run_figures = _throughput_run(settings, work / f"run{run}", events, latency_load, latency_seconds)
+            run_figures = _throughput_run(
+                settings, work / f"run{run}", events, latency_load, latency_seconds, quiet_seconds
+            )
             throughput.append(run_figures)
         figures.update(_medians(throughput))
         if reports:
@@ -95,9 +105,14 @@ def run_bench(
 
 
 def _throughput_run(
-    settings: Settings, work: Path, events: list[Event], load: int | None, latency_seconds: float
+    settings: Settings,
+    work: Path,
+    events: list[Event],
+    load: int | None,
+    latency_seconds: float,
+    quiet_seconds: float,
 ) -> dict[str, Any]:
-    """One run on a pipeline of its own: end to end, raw consume, and error latency if given a *load*."""
+    """One run on a pipeline of its own: end to end and raw consume; with a *load*, the last two steps."""
     work.mkdir(parents=True)
     # Own topics and consumer group too: a broker given by HERMES_STREAM_BROKER keeps earlier runs'.
     name = f"bench-{uuid.uuid4().hex[:8]}"
@@ -114,6 +129,7 @@ def _throughput_run(
         figures["raw_consume_events_per_s"] = round(asyncio.run(_raw_consume(live, warm + len(events))))
         if load is not None:
             figures.update(asyncio.run(error_latency(live, load, latency_seconds)))
+            figures.update(quiet_stream(live, worker, QUIET_RATE, quiet_seconds))
     return figures
 
 
@@ -290,6 +306,32 @@ async def error_latency(settings: Settings, load: int, seconds: float = LATENCY_
         "error_latency_p50_ms": round(_quantile(latencies, 0.5), 1),
         "error_latency_p99_ms": round(_quantile(latencies, 0.99), 1),
     }
+
+
+def quiet_stream(settings: Settings, worker: Any, rate: int, seconds: float) -> dict[str, Any]:
+    """CPU each process uses while *rate* events/s are emitted one at a time for *seconds*."""
+    _say(f"emitting {rate} events/s, one at a time, for {seconds:.0f} s …")
+    time.sleep(1.0)  # the last phase's writes end
+    events = itertools.islice(generate_events(int(rate * seconds) // 10 + 1, seed=4), int(rate * seconds))
+    before = cpu_seconds(worker.pid)
+    started = time.monotonic()
+    asyncio.run(_trickle(settings, events, rate))
+    elapsed = time.monotonic() - started
+    cpu = {role: round(s - before.get(role, 0.0), 2) for role, s in cpu_seconds(worker.pid).items()}
+    return {
+        "quiet_events_per_s": rate,
+        "quiet_cpu_seconds": cpu,
+        "quiet_cpu_percent": round(sum(cpu.values()) / elapsed * 100, 1),
+    }
+
+
+async def _trickle(settings: Settings, events: Iterator[Event], rate: int) -> None:
+    async with EventProducer.from_settings(settings) as producer:
+        started = time.monotonic()
+        for i, event in enumerate(events):
+            await asyncio.sleep(max(0.0, started + i / rate - time.monotonic()))
+            producer.emit(event)
+        await producer.flush(30)
 
 
 async def _emit_with_probes(

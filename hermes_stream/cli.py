@@ -442,7 +442,8 @@ def demo(sessions: int, seed: int, db: Path) -> None:
     help="Also time the reports on a 10M-call store it builds (~30 s).",
 )
 def bench(sessions: int, seed: int, load: int, runs: int, reports: bool) -> None:
-    """Measure validation cost, throughput and its CPU per process, error latency and report speed.
+    """Measure validation cost, throughput and its CPU per process, error latency, the CPU of a
+    quiet stream, and report speed.
 
     Progress goes to stderr; the last line is the figures as JSON (see the README).
     """

@@ -12,7 +12,14 @@ def test_bench_runs_each_pipeline_afresh_and_reports_the_median(
     settings_factory: Callable[..., Settings],
 ) -> None:
     figures = run_bench(
-        settings_factory(), sessions=20, seed=5, load=200, reports=False, runs=2, latency_seconds=1.0
+        settings_factory(),
+        sessions=20,
+        seed=5,
+        load=200,
+        reports=False,
+        runs=2,
+        latency_seconds=1.0,
+        quiet_seconds=1.0,
     )
 
     assert figures["runs"] == 2
@@ -26,3 +33,5 @@ def test_bench_runs_each_pipeline_afresh_and_reports_the_median(
     cpu = figures["e2e_cpu_seconds"]  # the test broker is not the benchmark's child: no "broker"
     assert {"sdk", "worker", "writer"} <= cpu.keys() and all(seconds >= 0 for seconds in cpu.values())
     assert figures["e2e_cpu_us_per_event"] == round(sum(cpu.values()) / figures["events"] * 1e6, 1)
+    quiet = figures["quiet_cpu_seconds"]  # on the last run only, like the error latency
+    assert {"sdk", "worker", "writer"} <= quiet.keys() and figures["quiet_cpu_percent"] >= 0
