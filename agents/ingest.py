@@ -8,9 +8,10 @@ to ``hermes.errors.<category>`` at once, and so does each alert the rules
 raise (to ``hermes.alerts``), so that they are out within a fraction of a
 second. When the DuckDB writer is idle and 20,000 events have been
 folded, records have paused for 50 ms (at most every 0.5 s), or
-``sink_interval`` has passed, what has been folded is handed over: the rows go to DuckDB, written by a
-child process while folding goes on (few large writes under load, quick
-ones when it is quiet), and session states are written back to the table.
+``sink_interval`` has passed, what has been folded is handed over: the
+rows go to DuckDB, written by a child process while folding goes on (few
+large writes under load, quick ones when it is quiet), and session states
+are written back to the table.
 Offsets are released for the commit only once the rows are durable; the
 table's changes (its changelog), finished sessions (``hermes.sessions``),
 dead letters (``hermes.dlq``) and sessions over budget (``hermes.alerts``)

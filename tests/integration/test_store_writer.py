@@ -19,14 +19,20 @@ from hermes_stream.store import SinkBatch, Store, WriterProcess, query
 ROWS = "SELECT (SELECT count(*) FROM api_calls) + (SELECT count(*) FROM tool_results)"
 
 
+def records_of(events: list[Event], offset: int = 0) -> list[tuple[bytes | None, Origin]]:
+    """*events* as the worker reads them: records of 50, from *offset* on."""
+    return [(codec.dumps(events[i : i + 50]), Origin("t", 0, offset + i)) for i in range(0, len(events), 50)]
+
+
+def fold(records: list[tuple[bytes | None, Origin]]) -> SinkBatch:
+    return process_records(records, lambda _: None, 1 << 20).sink
+
+
 def batch(sessions: int, seed: int, offset: int = 0) -> tuple[SinkBatch, int]:
     """A sink batch folded from generated events, and how many event rows it holds."""
     events = list(generate_events(sessions, seed))
-    records = [
-        (codec.dumps(events[i : i + 50]), Origin("t", 0, offset + i)) for i in range(0, len(events), 50)
-    ]
     rows = sum(e["type"] in ("api_call", "tool_result") for e in events)
-    return process_records(records, lambda _: None, 1 << 20).sink, rows
+    return fold(records_of(events, offset)), rows
 
 
 def scalar(path: Path, sql: str) -> int:
@@ -92,9 +98,8 @@ def test_a_replayed_or_overlapping_batch_leaves_the_tables_as_one_write_would(tm
     half = len(events) // 2
 
     def folded(part: list[Event]) -> SinkBatch:
-        records = [(codec.dumps(part[i : i + 50]), Origin("t", 0, i)) for i in range(0, len(part), 50)]
-        records.append((b"not json", Origin("t", 0, 99_999)))  # a dead letter, the same each time
-        return process_records(records, lambda _: None, 1 << 20).sink
+        dead_letter = (b"not json", Origin("t", 0, 99_999))  # the same each time
+        return fold([*records_of(part), dead_letter])
 
     once = Store(tmp_path / "once.duckdb")
     once.write(folded(events))
