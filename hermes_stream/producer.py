@@ -160,6 +160,7 @@ class EventProducer:
         self._partitions = 0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
+        self._room = asyncio.Event()  # set when the queue is taken for delivery, or spooling starts
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -209,6 +210,7 @@ class EventProducer:
             self._spool.append(data)
             self.stats.spooled += 1
             self._spooling = True
+            self._room.set()
         else:
             self._queue.append((session_id, data))
         self._idle.clear()
@@ -228,9 +230,12 @@ class EventProducer:
 
         For bulk publishers (``hermes-stream emit``, the benchmark) that would
         otherwise outrun the broker and fill the spool; agents just ``emit``.
+        It wakes when the queue is taken for delivery or spooling starts, not
+        on a timer.
         """
         while len(self._queue) >= self._queue_size // 2 and not self._spooling:
-            await asyncio.sleep(0.001)
+            self._room.clear()
+            await self._room.wait()
 
     @property
     def spool_depth_bytes(self) -> int:
@@ -318,6 +323,7 @@ class EventProducer:
     async def _send_queue(self) -> None:
         batch = list(self._queue)
         self._queue.clear()
+        self._room.set()
         try:
             await self._sender.send(self._topic, build_records(batch, self._partitions, self._max_bytes))
         except BrokerUnavailable:
@@ -340,6 +346,7 @@ class EventProducer:
             self.stats.spooled += len(self._queue)
             self._queue.clear()
         self._spooling = True
+        self._room.set()
 
     async def _replay(self) -> None:
         spooled = self._spool.read(MAX_RECORD_EVENTS * max(1, self._partitions), 8 * self._max_bytes)

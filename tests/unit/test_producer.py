@@ -444,6 +444,43 @@ async def test_a_slow_sender_spools_the_overflow_and_delivers_it_in_order(
     assert seqs_by_session(delivered(sender)) == seqs_by_session(first + rest)
 
 
+async def test_paced_waits_while_the_queue_is_half_full_and_wakes_when_it_is_taken(
+    make_producer: MakeProducer,
+) -> None:
+    sender = GatedSender()
+    sender.gate.clear()
+    producer = await make_producer(sender, queue_size=10)
+    emit_all(producer, interleaved(sessions=1, per_session=1))
+    await eventually(lambda: sender.in_flight == 1)
+    emit_all(producer, interleaved(sessions=1, per_session=5, start=1))  # half the queue
+
+    paced = asyncio.create_task(producer.paced())
+    await asyncio.sleep(0.05)
+    assert not paced.done()
+
+    sender.gate.set()  # the send in flight ends; the queue is taken for the next
+    await asyncio.wait_for(paced, 5)
+    assert await producer.flush(5)
+    assert producer.stats.spooled == 0
+
+
+async def test_paced_returns_once_the_producer_spools(make_producer: MakeProducer) -> None:
+    sender = GatedSender()
+    sender.gate.clear()  # a broker that stopped answering
+    producer = await make_producer(sender, queue_size=10)
+    emit_all(producer, interleaved(sessions=1, per_session=1))
+    await eventually(lambda: sender.in_flight == 1)
+    emit_all(producer, interleaved(sessions=1, per_session=5, start=1))
+
+    paced = asyncio.create_task(producer.paced())
+    await asyncio.sleep(0.05)
+    assert not paced.done()
+
+    emit_all(producer, interleaved(sessions=1, per_session=20, start=5))  # past the queue: spooled
+    await asyncio.wait_for(paced, 5)
+    assert producer.spooling
+
+
 # close and restart
 
 
