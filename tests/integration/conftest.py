@@ -8,6 +8,7 @@ other's data.
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -138,3 +139,12 @@ def events_in(values: list[bytes]) -> list[Event]:
         decoded = codec.loads(value)
         events += decoded if isinstance(decoded, list) else [decoded]
     return events
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child a test stops with SIGINT, as Ctrl+C would.
+
+    A shell starts a background job with SIGINT ignored, and a child inherits
+    that: without this, the tests hung when the suite was run with ``&``.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -28,6 +28,7 @@ from hermes_stream.reports import errors_report
 from hermes_stream.settings import Settings
 from hermes_stream.store import Store
 from hermes_stream.topics import Topics, ensure_topics_sync
+from tests.integration.conftest import default_sigint
 
 pytestmark = pytest.mark.integration
 
@@ -291,7 +292,11 @@ def test_ctrl_c_stops_the_command_cleanly(settings: Settings) -> None:
     asyncio.run(publish(settings, message("alerts", FAILURE)))
     command = [HERMES, "alerts", "tail", "--rule", "permanent_failure", "--from-beginning"]
     process = subprocess.Popen(
-        command, env=hermes_env(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        command,
+        env=hermes_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,
     )
     try:
         assert process.stdout is not None

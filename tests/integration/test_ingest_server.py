@@ -28,7 +28,7 @@ from hermes_stream.ingest_server import IngestConfig, make_app
 from hermes_stream.producer import EventProducer
 from hermes_stream.settings import Settings
 from hermes_stream.topics import Topics, ensure_topics, ensure_topics_sync
-from tests.integration.conftest import events_in, read_topic
+from tests.integration.conftest import default_sigint, events_in, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -276,7 +276,9 @@ def test_serve_command_listens_and_stops_on_ctrl_c(broker: EmbeddedBroker, tmp_p
     }
     event = tool_result()
     command = [sys.executable, "-c", "from hermes_stream.ingest_server import serve_command as c; c()"]
-    process = subprocess.Popen([*command, "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*command, "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+    )
     try:
         assert process.stderr is not None
         assert process.stderr.readline().strip() == f"listening on http://127.0.0.1:{port}"
