@@ -152,6 +152,12 @@ AUTO_TEMPLATES_EVERY = 86_400.0
 #: (a checkpoint, a reopen and its index reloaded each time) made the writes
 #: ~30% slower in all.
 IDLE_RELEASE = 0.5
+#: WAL size past which DuckDB checkpoints inside a COMMIT (its default, 16 MB,
+#: is ~70,000 events). Such a checkpoint holds up the write's reply. A held
+#: file is checkpointed when it is given up instead (after at most *hold*
+#: seconds of writes), once the write has returned; a file not held is
+#: checkpointed at each close anyway.
+CHECKPOINT_THRESHOLD = "1GB"
 #: DuckDB threads of the writer. A write of a few thousand rows takes as long
 #: with one thread as with two, and the second would take the core the worker
 #: folds records on.
@@ -166,6 +172,8 @@ class Store:
     one connection for up to *hold* seconds, which saves the open and the
     checkpoint of each; the file is given up as soon as writes pause for
     :data:`IDLE_RELEASE` seconds, or after *hold* seconds for :data:`READERS_GAP`.
+    A held file is checkpointed only then, in a thread of its own once the
+    write has returned (see :data:`CHECKPOINT_THRESHOLD`).
     """
 
     def __init__(
@@ -185,7 +193,10 @@ class Store:
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         def open_() -> duckdb.DuckDBPyConnection:
-            return duckdb.connect(str(self.path), config={"threads": WRITER_THREADS})
+            return duckdb.connect(
+                str(self.path),
+                config={"threads": WRITER_THREADS, "checkpoint_threshold": CHECKPOINT_THRESHOLD},
+            )
 
         return with_lock_retry(open_, self.path, self.lock_timeout, exclusive=True)
 
@@ -216,6 +227,8 @@ class Store:
         with self._mutex:
             if self._idle is not None:
                 self._idle.cancel()
+            if self._con is not None and time.monotonic() - self._opened >= self.hold:
+                self._close()  # held long enough, and its release had not run yet: readers first
             con = self._con or self._open()
             try:
                 try:
@@ -227,12 +240,15 @@ class Store:
                 raise StoreError(f"writing to {self.path} failed: {exc}") from exc
             if self.auto_templates and time.time() >= self._next_templates:
                 self._capture_templates(con)
-            if time.monotonic() - self._opened >= self.hold:
+            if not self.hold:
                 self._close()
-            else:
-                self._idle = threading.Timer(IDLE_RELEASE, self.release)
-                self._idle.daemon = True
-                self._idle.start()
+                return
+            # Held: given up once writes pause, or at once after *hold* seconds
+            # (the checkpoint then runs after this write has returned).
+            held_for = time.monotonic() - self._opened
+            self._idle = threading.Timer(0 if held_for >= self.hold else IDLE_RELEASE, self.release)
+            self._idle.daemon = True
+            self._idle.start()
 
     def _capture_templates(self, con: duckdb.DuckDBPyConnection) -> None:
         """The daily automatic capture of warm templates (see ``templates.auto_capture``)."""

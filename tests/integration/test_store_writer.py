@@ -55,6 +55,20 @@ async def test_a_held_file_is_given_up_for_readers(tmp_path: Path) -> None:
         writer.close()
 
 
+def test_a_held_file_is_checkpointed_when_given_up_not_in_its_writes(tmp_path: Path) -> None:
+    db, wal = tmp_path / "h.duckdb", tmp_path / "h.duckdb.wal"
+    store = Store(db, hold=60.0)
+    store.ensure_schema()
+    batches = [batch(1000, seed=seed, offset=seed * 10_000) for seed in range(4)]  # ~20 MB of WAL
+    for written, _ in batches:  # back to back: an idle release would checkpoint
+        store.write(written)
+    # Past DuckDB's own threshold (16 MB) a COMMIT would have checkpointed, emptying the WAL.
+    assert wal.stat().st_size > 16 << 20
+    store.release()
+    assert not wal.exists()
+    assert scalar(db, ROWS) == sum(rows for _, rows in batches)
+
+
 async def test_a_killed_writer_child_is_replaced_and_nothing_is_lost(tmp_path: Path) -> None:
     db = tmp_path / "h.duckdb"
     Store(db).ensure_schema()
