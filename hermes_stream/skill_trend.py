@@ -18,7 +18,7 @@ replayed record does not move the averages.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hermes_stream.alerts import Alert, alert_id
@@ -56,7 +56,9 @@ class SkillTrend:
     recent_ids: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow: dataclasses.asdict deep-copies recent_ids (~70 µs a call), and
+        # the skills agent encodes the result at once for every invocation.
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SkillTrend:
