@@ -193,7 +193,7 @@ def _end_to_end(settings: Settings, worker: Any, events: list[Event]) -> dict[st
     # often would take CPU from them (~1 ms a request, both sides).
     wait_until(lambda: sink_counters(settings)["events"] - written >= len(events), 300, worker, interval=0.1)
     durable = sink_counters(settings)["last_write_at"] - started
-    cpu = {role: round(s - cpu_before.get(role, 0.0), 2) for role, s in cpu_seconds(worker.pid).items()}
+    cpu = cpu_used_since(cpu_before, worker.pid)
     # Then check DuckDB itself; readers get in once the writer gives the file up.
     wait_until(lambda: count_rows(settings, ROWS) >= target, 60, worker, interval=0.02)
     return {
@@ -240,6 +240,11 @@ def cpu_seconds(worker_pid: int) -> dict[str, float]:
         role = "broker" if top != worker_pid else "worker" if pid == worker_pid else "writer"
         figures[role] = figures.get(role, 0.0) + seconds
     return figures
+
+
+def cpu_used_since(before: dict[str, float], worker_pid: int) -> dict[str, float]:
+    """CPU seconds each part has used since :func:`cpu_seconds` returned *before*."""
+    return {role: round(s - before.get(role, 0.0), 2) for role, s in cpu_seconds(worker_pid).items()}
 
 
 async def _raw_consume(settings: Settings, expected: int) -> float:
@@ -317,7 +322,7 @@ def quiet_stream(settings: Settings, worker: Any, rate: int, seconds: float) -> 
     started = time.monotonic()
     asyncio.run(_trickle(settings, events, rate))
     elapsed = time.monotonic() - started
-    cpu = {role: round(s - before.get(role, 0.0), 2) for role, s in cpu_seconds(worker.pid).items()}
+    cpu = cpu_used_since(before, worker.pid)
     return {
         "quiet_events_per_s": rate,
         "quiet_cpu_seconds": cpu,

@@ -62,7 +62,7 @@ class Table:
         """Column types of the staging table: timestamps arrive as epoch seconds."""
         return {name: "DOUBLE" if sql == "TIMESTAMP" else sql for name, sql in self.columns}
 
-    def insert_from(self, staging: str, upsert: bool = True) -> str:
+    def insert_from(self, staging: str, upsert: bool) -> str:
         """SQL inserting the rows of *staging*.
 
         Where rows never change, a stored row of the same key is kept with
@@ -79,7 +79,7 @@ class Table:
         # Columns by name: a file made by an older version may have others, or another order.
         return f"{verb} {self.name} ({', '.join(self.names)}) SELECT {select} FROM {staging}"
 
-    def merge_from(self, staging: str, upsert: bool = True) -> list[str]:
+    def merge_from(self, staging: str, upsert: bool) -> list[str]:
         """SQL storing the rows of *staging* (one per key): kept or replaced, as the table's rows are.
 
         A replacement is a delete and an insert: 2-7x faster in DuckDB than

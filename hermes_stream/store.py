@@ -290,7 +290,7 @@ class Store:
             self._released = time.monotonic()
 
 
-def _write(con: duckdb.DuckDBPyConnection, batch: SinkBatch, upsert: bool = True) -> None:
+def _write(con: duckdb.DuckDBPyConnection, batch: SinkBatch, upsert: bool) -> None:
     """Write *batch* in one transaction; with ``upsert=False`` fail on a row already stored."""
     con.execute("BEGIN")
     try:

@@ -444,15 +444,21 @@ async def test_a_slow_sender_spools_the_overflow_and_delivers_it_in_order(
     assert seqs_by_session(delivered(sender)) == seqs_by_session(first + rest)
 
 
-async def test_paced_waits_while_the_queue_is_half_full_and_wakes_when_it_is_taken(
-    make_producer: MakeProducer,
-) -> None:
+async def half_full_behind_a_held_send(make_producer: MakeProducer) -> tuple[GatedSender, EventProducer]:
+    """A producer of 10 whose first send waits at the gate, with 5 events queued behind it."""
     sender = GatedSender()
     sender.gate.clear()
     producer = await make_producer(sender, queue_size=10)
     emit_all(producer, interleaved(sessions=1, per_session=1))
     await eventually(lambda: sender.in_flight == 1)
-    emit_all(producer, interleaved(sessions=1, per_session=5, start=1))  # half the queue
+    emit_all(producer, interleaved(sessions=1, per_session=5, start=1))
+    return sender, producer
+
+
+async def test_paced_waits_while_the_queue_is_half_full_and_wakes_when_it_is_taken(
+    make_producer: MakeProducer,
+) -> None:
+    sender, producer = await half_full_behind_a_held_send(make_producer)
 
     paced = asyncio.create_task(producer.paced())
     await asyncio.sleep(0.05)
@@ -465,12 +471,7 @@ async def test_paced_waits_while_the_queue_is_half_full_and_wakes_when_it_is_tak
 
 
 async def test_paced_returns_once_the_producer_spools(make_producer: MakeProducer) -> None:
-    sender = GatedSender()
-    sender.gate.clear()  # a broker that stopped answering
-    producer = await make_producer(sender, queue_size=10)
-    emit_all(producer, interleaved(sessions=1, per_session=1))
-    await eventually(lambda: sender.in_flight == 1)
-    emit_all(producer, interleaved(sessions=1, per_session=5, start=1))
+    _, producer = await half_full_behind_a_held_send(make_producer)  # the gate stays shut
 
     paced = asyncio.create_task(producer.paced())
     await asyncio.sleep(0.05)
